@@ -1,0 +1,15 @@
+# Turns every common/store/*.lua into a C string `pr_store_lua_<name>` in one
+# generated file, so that the binaries carry their scripts and need no files.
+file(GLOB files ${DIR}/*.lua)
+list(SORT files)
+set(out "/* generated from common/store/*.lua by scripts/embed_lua.cmake */\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} body)
+  string(REPLACE "\\" "\\\\" body "${body}")
+  string(REPLACE "\"" "\\\"" body "${body}")
+  string(REPLACE "\n" "\\n\"\n\"" body "${body}")
+  string(APPEND out "const char pr_store_lua_${name}[] = \"${body}\";\n")
+endforeach()
+file(WRITE ${OUT}.tmp "${out}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})
