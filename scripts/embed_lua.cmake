@@ -2,7 +2,7 @@
 # generated file, so that the binaries carry their scripts and need no files.
 file(GLOB files ${DIR}/*.lua)
 list(SORT files)
-set(out "/* generated from common/store/*.lua by scripts/embed_lua.cmake */\n")
+set(out "/* generated from the Lua files of common/store by scripts/embed_lua.cmake */\n")
 foreach(f ${files})
   get_filename_component(name ${f} NAME_WE)
   file(READ ${f} body)
