@@ -23,5 +23,5 @@ if [ -n "$files" ]; then
 else
   echo "no integration tests"
 fi
-echo "== summary ($build): unit $([ $unit -eq 0 ] && echo passed || echo FAILED), integration $([ $integ -eq 0 ] && echo passed || echo FAILED)"
+[ $unit -eq 0 ] || echo "== unit tests FAILED ($build): see the ctest output above"
 [ $unit -eq 0 ] && [ $integ -eq 0 ]
