@@ -1,0 +1,40 @@
+/* versions.c: a fixed-size, direct-mapped table user hash -> highest version
+ * pushed (see versions.h for why its collisions are harmless). */
+#include "versions.h"
+#include "base.h"
+
+typedef struct {
+  uint64_t key; /* 0: empty (a key of 0 is stored as 1) */
+  uint64_t version;
+} slot;
+
+struct recv_versions {
+  slot *slots; /* calloc'd: pages are touched only as users arrive */
+};
+
+recv_versions *recv_versions_new(void) {
+  recv_versions *v = pr_malloc(sizeof(*v));
+  v->slots = pr_calloc(RECV_VERSIONS_SLOTS, sizeof(slot));
+  return v;
+}
+
+void recv_versions_free(recv_versions *v) {
+  if (!v) return;
+  pr_free(v->slots);
+  pr_free(v);
+}
+
+uint64_t recv_versions_key(const char *user, size_t len) {
+  uint64_t h = 14695981039346656037ull;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (uint8_t)user[i]) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+bool recv_versions_accept(recv_versions *v, uint64_t key, uint64_t version) {
+  slot *s = &v->slots[(key ^ (key >> 32)) & (RECV_VERSIONS_SLOTS - 1)];
+  if (s->key == key && version <= s->version) return false;
+  s->key = key;
+  s->version = version;
+  return true;
+}
