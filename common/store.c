@@ -186,14 +186,38 @@ int pr_store_expire_user(pr_store *st, const char *user, pr_store_update_cb cb, 
   return run_update(st, S_EXPIRE, 3, k.keys, 1, args, cb, arg);
 }
 
-int pr_store_conn_set(pr_store *st, const char *user, const char *device, const char *instance,
-                      const char *status_or_NULL, pr_store_update_cb cb, void *arg) {
+/* conn_set with ARGV[5] relay and ARGV[6..] to: shared by conn_set and conn_heartbeat. */
+static int conn_update(pr_store *st, const char *user, const char *device, const char *instance,
+                       const char *status_or_NULL, int relay, const char **to, size_t nto,
+                       pr_store_update_cb cb, void *arg) {
   user_keys k;
   if (user_keys_init(st, &k, user) || !device || !*device || !instance || !*instance)
     return PR_EINVAL;
+  if (nto > PR_EVENT_MAX_TO) return PR_ETOOBIG;
   pr_key_route(k.extra, sizeof(k.extra), k.p, user);
-  const char *args[] = {user, device, instance, status_or_NULL ? status_or_NULL : ""};
-  return run_update(st, S_CONN_SET, 4, k.keys, 4, args, cb, arg);
+  const char **args = pr_malloc((5 + nto) * sizeof(char *));
+  args[0] = user;
+  args[1] = device;
+  args[2] = instance;
+  args[3] = status_or_NULL ? status_or_NULL : "";
+  args[4] = relay ? "1" : "0";
+  for (size_t i = 0; i < nto; i++)
+    args[5 + i] = to[i];
+  int rc = run_update(st, S_CONN_SET, 4, k.keys, (int)(5 + nto), args, cb, arg);
+  pr_free(args);
+  return rc;
+}
+
+int pr_store_conn_set(pr_store *st, const char *user, const char *device, const char *instance,
+                      const char *status_or_NULL, pr_store_update_cb cb, void *arg) {
+  return conn_update(st, user, device, instance, status_or_NULL, 0, NULL, 0, cb, arg);
+}
+
+int pr_store_conn_heartbeat(pr_store *st, const char *user, const char *device,
+                            const char *instance, const char **to, size_t nto,
+                            pr_store_update_cb cb, void *arg) {
+  return conn_update(st, user, device, instance, NULL, st->o.broadcast_heartbeats, to, nto, cb,
+                     arg);
 }
 
 int pr_store_conn_del(pr_store *st, const char *user, const char *device, const char *instance,

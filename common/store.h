@@ -92,6 +92,13 @@ int pr_store_expire_user(pr_store *st, const char *user, pr_store_update_cb cb, 
  * receive instance `instance`: d:<device> and rt:{pN}:<user>. */
 int pr_store_conn_set(pr_store *st, const char *user, const char *device, const char *instance,
                       const char *status_or_NULL, pr_store_update_cb cb, void *arg);
+/* A connection's heartbeat frame (client-graph mode): refreshes the device
+ * like conn_set, stores `to` as the recipients of the user's events (nto = 0
+ * keeps the last list), and with broadcast = "heartbeats" publishes a kind 2
+ * event when nothing changed (approach 1: watchers infer offline by absence). */
+int pr_store_conn_heartbeat(pr_store *st, const char *user, const char *device,
+                            const char *instance, const char **to, size_t nto,
+                            pr_store_update_cb cb, void *arg);
 /* Removes a connection device if `instance` still holds it (a reconnect to
  * another instance may have replaced it: then nothing changes). */
 int pr_store_conn_del(pr_store *st, const char *user, const char *device, const char *instance,

@@ -9,6 +9,9 @@
 -- ARGV[2] device
 -- ARGV[3] instance         the receive instance id
 -- ARGV[4] status           '' (keep), online|idle (activity), dnd|invisible|none (preference)
+-- ARGV[5] relay            '1': a heartbeat frame with broadcast = "heartbeats":
+--                          publish a kind 2 event when st did not change
+-- ARGV[6..] to             recipients (client-graph mode); none keeps the stored list
 --
 -- Returns {st, ver, changed}; publishes a kind 1 event when st changed.
 
@@ -26,5 +29,13 @@ if not old or old.kind ~= 'c' or old.act ~= d.act or old.inst ~= inst then
 end
 if not old or old.kind ~= 'c' or old.inst ~= inst then redis.call('HSET', KEYS[4], device, inst) end
 
-local changed = rec_settle(rec, now, KEYS[2], KEYS[3], now, false)
+if #ARGV >= 6 then
+  local to = {}
+  for i = 6, #ARGV do to[#to + 1] = ARGV[i] end
+  rec_set_to(rec, to)
+end
+
+local relay = ARGV[5] == '1'
+local changed = rec_settle(rec, now, KEYS[2], KEYS[3], now, relay)
+if relay then rec_publish(rec, KEYS[3], changed and 1 or 2, now) end
 return rec_reply(rec, changed)

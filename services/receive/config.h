@@ -28,7 +28,8 @@ typedef struct {
   char *allowed_origins; /* comma list; NULL or empty: any origin */
   char *static_dir;
   long long drain_timeout_ms;
-  char *graph; /* server|client */
+  char *graph;     /* server|client */
+  char *broadcast; /* changes|heartbeats */
   long long small_group_max;
   long long max_connections;
 } recv_config;

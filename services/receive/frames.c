@@ -5,6 +5,7 @@
 #include "ids.h"
 #include "log.h"
 #include "registry.h"
+#include "event.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -176,28 +177,42 @@ static void on_subscribe(recv_conn *c, json_t *msg) {
 
 /* ---- heartbeat ------------------------------------------------------------ */
 
-/* Liveness only: the frame itself already counted. A connection device's
- * events carry no `to` list (store.h has no conn_set variant taking one), so
- * the recipients are validated and not stored. */
+/* A heartbeat frame is liveness (already counted). Only in client-graph or
+ * heartbeat-relay mode does it reach Redis: it then carries the recipients
+ * (`to`) of the user's events and, relaying, is published to them. */
 static void on_heartbeat(recv_conn *c, json_t *msg) {
   json_t *to = json_object_get(msg, "to");
-  if (!to) return;
-  if (!c->app->graph_client) {
+  const char *ids[PR_EVENT_MAX_TO];
+  size_t n = 0;
+  if (to && !c->app->graph_client) {
     bad_request(c, "to is only accepted with graph = client");
     return;
   }
-  if (!json_is_array(to) || json_array_size(to) > 4096) {
-    bad_request(c, "to must be an array of at most 4096 user ids");
-    return;
-  }
-  size_t i;
-  json_t *v;
-  json_array_foreach(to, i, v) {
-    if (!json_is_string(v) || !pr_id_is_valid(json_string_value(v), json_string_length(v))) {
-      bad_request(c, "to must list user ids");
+  if (to) {
+    if (!json_is_array(to) || json_array_size(to) > PR_EVENT_MAX_TO) {
+      bad_request(c, "to must be an array of at most 4096 user ids");
       return;
     }
+    size_t i;
+    json_t *v;
+    json_array_foreach(to, i, v) {
+      if (!json_is_string(v) || !pr_id_is_valid(json_string_value(v), json_string_length(v))) {
+        bad_request(c, "to must list user ids");
+        return;
+      }
+      ids[n++] = json_string_value(v);
+    }
   }
+  if (!c->app->graph_client && !pr_store_get_opts(c->app->store)->broadcast_heartbeats) return;
+  if (recv_conn_is_busy(c)) {
+    pr_counter_inc(c->app->m.rate_limited);
+    recv_conn_send_error(c, "rate_limited", "too many requests in flight, slow down");
+    return;
+  }
+  recv_conn_hold(c);
+  int rc = pr_store_conn_heartbeat(c->app->store, c->user->id, c->dev->id, c->app->instance, ids,
+                                   n, status_cb, c);
+  if (rc != 0) status_cb(NULL, rc, c);
 }
 
 /* ---- dispatch --------------------------------------------------------------- */

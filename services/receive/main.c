@@ -129,6 +129,7 @@ static int setup(char *err, size_t errlen) {
   }
   pr_redis_on_state(app.redis, on_redis_state, NULL);
   pr_store_opts so = {.partitions = (unsigned)cfg->common.partitions,
+                      .broadcast_heartbeats = strcmp(cfg->broadcast, "heartbeats") == 0,
                       .small_group_max = (unsigned)cfg->small_group_max};
   if ((rc = pr_store_new(app.redis, &so, &app.store)) != 0) {
     snprintf(err, errlen, "store options refused");

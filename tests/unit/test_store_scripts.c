@@ -1,4 +1,4 @@
-/* The store's Lua scripts (common/store/*.lua), run with plain EVAL on a
+/* The store's Lua scripts (common/store/<name>.lua), run with plain EVAL on a
  * synchronous hiredis connection against a real redis-server: statuses,
  * versions, events (counted on a SUBSCRIBE connection and decoded with
  * msgpack-c), deadlines and the sweep, connections, broadcast and keyspace
