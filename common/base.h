@@ -13,22 +13,22 @@
 
 enum {
   PR_OK = 0,
-  PR_EINVAL = -1,     /* bad argument or bad input */
-  PR_EPROTO = -2,     /* malformed wire data */
-  PR_ETRUNC = -3,     /* input ended early (more bytes may complete it) */
-  PR_ETOOBIG = -4,    /* over a configured size limit */
-  PR_ETIMEDOUT = -5,  /* a timeout fired */
-  PR_EIO = -6,        /* a system call failed */
-  PR_ECLOSED = -7,    /* the peer or the object is closed */
-  PR_EAUTH = -8,      /* bad credentials */
-  PR_EEXPIRED = -9,   /* credentials expired */
-  PR_EFORBIDDEN = -10,/* not allowed */
-  PR_ENOTFOUND = -11, /* no such thing */
-  PR_EBUSY = -12,     /* a queue or limit is full */
-  PR_EREDIS = -13,    /* Redis answered with an error */
-  PR_EUNAVAIL = -14,  /* a dependency is unreachable right now */
-  PR_EUTF8 = -15,     /* invalid UTF-8 */
-  PR_ECONFIG = -16,   /* bad setting */
+  PR_EINVAL = -1,      /* bad argument or bad input */
+  PR_EPROTO = -2,      /* malformed wire data */
+  PR_ETRUNC = -3,      /* input ended early (more bytes may complete it) */
+  PR_ETOOBIG = -4,     /* over a configured size limit */
+  PR_ETIMEDOUT = -5,   /* a timeout fired */
+  PR_EIO = -6,         /* a system call failed */
+  PR_ECLOSED = -7,     /* the peer or the object is closed */
+  PR_EAUTH = -8,       /* bad credentials */
+  PR_EEXPIRED = -9,    /* credentials expired */
+  PR_EFORBIDDEN = -10, /* not allowed */
+  PR_ENOTFOUND = -11,  /* no such thing */
+  PR_EBUSY = -12,      /* a queue or limit is full */
+  PR_EREDIS = -13,     /* Redis answered with an error */
+  PR_EUNAVAIL = -14,   /* a dependency is unreachable right now */
+  PR_EUTF8 = -15,      /* invalid UTF-8 */
+  PR_ECONFIG = -16,    /* bad setting */
 };
 
 /* A static string naming `err` ("invalid argument", ...). */

@@ -8,7 +8,8 @@
 void pr_buf_reserve(pr_buf *b, size_t extra) {
   if (b->len + extra + 1 <= b->cap) return;
   size_t cap = b->cap ? b->cap : 64;
-  while (cap < b->len + extra + 1) cap *= 2;
+  while (cap < b->len + extra + 1)
+    cap *= 2;
   b->data = pr_realloc(b->data, cap);
   b->cap = cap;
 }

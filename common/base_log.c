@@ -31,7 +31,8 @@ void pr_log(pr_log_level level, const char *mod, const char *msg, const char *kv
   time_t secs = (time_t)(now / 1000);
   struct tm tm;
   gmtime_r(&secs, &tm);
-  int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s mod=%s msg=\"%s\"",
+  int n = snprintf(line, sizeof line,
+                   "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s mod=%s msg=\"%s\"",
                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                    (int)(now % 1000), level_names[level], mod, msg);
   if (n < 0 || n >= (int)sizeof line) n = (int)sizeof line - 2;

@@ -19,7 +19,8 @@ int pr_loop_on_signals(uv_loop_t *loop, pr_signal_cb cb, void *arg) {
   signal_cb = cb;
   signal_arg = arg;
   if (uv_signal_init(loop, &sig_term) || uv_signal_init(loop, &sig_int)) return PR_EIO;
-  if (uv_signal_start(&sig_term, on_signal, SIGTERM) || uv_signal_start(&sig_int, on_signal, SIGINT))
+  if (uv_signal_start(&sig_term, on_signal, SIGTERM) ||
+      uv_signal_start(&sig_int, on_signal, SIGINT))
     return PR_EIO;
   uv_unref((uv_handle_t *)&sig_term);
   uv_unref((uv_handle_t *)&sig_int);

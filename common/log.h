@@ -22,8 +22,8 @@ void pr_log(pr_log_level level, const char *mod, const char *msg, const char *kv
     __attribute__((format(printf, 4, 5)));
 
 #define pr_log_debug(mod, msg, ...) pr_log(PR_LOG_DEBUG, mod, msg, __VA_ARGS__)
-#define pr_log_info(mod, msg, ...) pr_log(PR_LOG_INFO, mod, msg, __VA_ARGS__)
-#define pr_log_warn(mod, msg, ...) pr_log(PR_LOG_WARN, mod, msg, __VA_ARGS__)
+#define pr_log_info(mod, msg, ...)  pr_log(PR_LOG_INFO, mod, msg, __VA_ARGS__)
+#define pr_log_warn(mod, msg, ...)  pr_log(PR_LOG_WARN, mod, msg, __VA_ARGS__)
 #define pr_log_error(mod, msg, ...) pr_log(PR_LOG_ERROR, mod, msg, __VA_ARGS__)
 
 #endif

@@ -13,13 +13,13 @@
 #include "redis.h"
 
 typedef struct {
-  pr_metrics *metrics;        /* rendered by /metrics */
-  pr_http_server **server;    /* its stats are added to /metrics (may point to NULL) */
-  pr_redis *redis;            /* /readyz needs it ready, and its stats go to /metrics */
+  pr_metrics *metrics;     /* rendered by /metrics */
+  pr_http_server **server; /* its stats are added to /metrics (may point to NULL) */
+  pr_redis *redis;         /* /readyz needs it ready, and its stats go to /metrics */
   /* Extra readiness condition (e.g. "holds its lease"), or NULL. */
   int (*is_ready)(void *arg);
   void *ready_arg;
-  int draining;               /* set on SIGTERM: /readyz answers 503 */
+  int draining; /* set on SIGTERM: /readyz answers 503 */
 } pr_service_ops;
 
 /* Adds GET /healthz (200 while the process runs), GET /readyz (200 when Redis

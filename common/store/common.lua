@@ -209,6 +209,14 @@ local function rec_settle(rec, now, dl_key, chan, ls_offline, quiet)
       redis.call('ZREM', dl_key, rec.user)
     end
   end
+  if changed then
+    -- chg:{pN}: user -> ms of its last visible change, kept for 120 s, so that a
+    -- fanout worker taking the partition over re-delivers what was published
+    -- while nobody listened. The name carries dl's tag: same slot.
+    local chg = 'chg:' .. string.match(dl_key, '{[^}]*}')
+    redis.call('ZADD', chg, now, rec.user)
+    redis.call('ZREMRANGEBYSCORE', chg, '-inf', now - 120000)
+  end
   if changed and not quiet then rec_publish(rec, chan, 1, now) end
   return changed
 end

@@ -97,8 +97,7 @@ typedef struct {
   char cursor[32];
 } members_page;
 
-static void on_members(const char *const *members, size_t n, const char *next, int err,
-                       void *arg) {
+static void on_members(const char *const *members, size_t n, const char *next, int err, void *arg) {
   members_page *p = arg;
   p->c->pending--;
   if (err) {
@@ -106,7 +105,8 @@ static void on_members(const char *const *members, size_t n, const char *next, i
     fprintf(stderr, "presencectl graph members: %s\n", pr_strerror(err));
     return;
   }
-  for (size_t i = 0; i < n; i++) printf("%s\n", members[i]);
+  for (size_t i = 0; i < n; i++)
+    printf("%s\n", members[i]);
   snprintf(p->cursor, sizeof p->cursor, "%s", next);
 }
 

@@ -34,8 +34,8 @@ int ctl_cmd_token(ctl *c, int argc, char **argv) {
   token_opts o = {0};
   char err[256];
   int argi, status = 2;
-  int rc = pr_settings_load(table, PR_ARRAY_LEN(table), &o, argc, argv, &info, &argi, err,
-                            sizeof err);
+  int rc =
+      pr_settings_load(table, PR_ARRAY_LEN(table), &o, argc, argv, &info, &argi, err, sizeof err);
   if (rc == 1) return 0;
   if (rc != 0) {
     fprintf(stderr, "presencectl token: %s\n", err);

@@ -61,7 +61,8 @@ int ctl_connect(ctl *c) {
 }
 
 int ctl_wait(ctl *c) {
-  while (c->pending > 0) uv_run(&c->loop, UV_RUN_ONCE);
+  while (c->pending > 0)
+    uv_run(&c->loop, UV_RUN_ONCE);
   return c->failed ? 1 : 0;
 }
 

@@ -210,8 +210,8 @@ static void on_heartbeat(recv_conn *c, json_t *msg) {
     return;
   }
   recv_conn_hold(c);
-  int rc = pr_store_conn_heartbeat(c->app->store, c->user->id, c->dev->id, c->app->instance, ids,
-                                   n, status_cb, c);
+  int rc = pr_store_conn_heartbeat(c->app->store, c->user->id, c->dev->id, c->app->instance, ids, n,
+                                   status_cb, c);
   if (rc != 0) status_cb(NULL, rc, c);
 }
 

@@ -63,8 +63,8 @@ static void on_member_delete(pr_http_req *req, void *arg) {
   edit(arg, req, pr_graph_member_remove);
 }
 
-static void on_members_page(const char *const *members, size_t n, const char *next_cursor,
-                            int err, void *arg) {
+static void on_members_page(const char *const *members, size_t n, const char *next_cursor, int err,
+                            void *arg) {
   graph_call *c = arg;
   if (err) {
     pr_service_backend_error(c->req, err);

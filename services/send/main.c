@@ -139,22 +139,23 @@ int main(int argc, char **argv) {
   }
 
   ctx.metrics = pr_metrics_new();
-  ctx.heartbeats = pr_metrics_counter(ctx.metrics, "presence_heartbeats_total",
-                                      "heartbeats accepted", NULL);
+  ctx.heartbeats =
+      pr_metrics_counter(ctx.metrics, "presence_heartbeats_total", "heartbeats accepted", NULL);
   ctx.offlines = pr_metrics_counter(ctx.metrics, "presence_offline_total",
                                     "explicit offline calls accepted", NULL);
-  ctx.queries = pr_metrics_counter(ctx.metrics, "presence_queries_total",
-                                   "presence queries answered", NULL);
+  ctx.queries =
+      pr_metrics_counter(ctx.metrics, "presence_queries_total", "presence queries answered", NULL);
   ctx.not_modified = pr_metrics_counter(ctx.metrics, "presence_queries_not_modified_total",
                                         "presence queries answered 304", NULL);
-  ctx.graph_writes = pr_metrics_counter(ctx.metrics, "presence_graph_writes_total",
-                                        "graph edits applied", NULL);
-  ctx.transitions = pr_metrics_counter(ctx.metrics, "presence_transitions_total",
-                                       "heartbeats or offlines that changed a visible status", NULL);
+  ctx.graph_writes =
+      pr_metrics_counter(ctx.metrics, "presence_graph_writes_total", "graph edits applied", NULL);
+  ctx.transitions =
+      pr_metrics_counter(ctx.metrics, "presence_transitions_total",
+                         "heartbeats or offlines that changed a visible status", NULL);
   static const double ms[] = {0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000};
-  ctx.store_latency = pr_metrics_histogram(ctx.metrics, "presence_store_latency_ms",
-                                           "time from request to store reply (ms)", NULL, ms,
-                                           PR_ARRAY_LEN(ms));
+  ctx.store_latency =
+      pr_metrics_histogram(ctx.metrics, "presence_store_latency_ms",
+                           "time from request to store reply (ms)", NULL, ms, PR_ARRAY_LEN(ms));
 
   router = pr_http_router_new();
   ops = (pr_service_ops){.metrics = ctx.metrics, .server = &server, .redis = ctx.redis};

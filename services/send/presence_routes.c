@@ -32,7 +32,8 @@ static int parse_body(pr_http_req *req, json_t **out) {
   const char *body = pr_http_req_body(req, &len);
   *out = NULL;
   size_t i = 0;
-  while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t')) i++;
+  while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+    i++;
   if (i == len) return 0;
   json_error_t jerr;
   json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -168,11 +169,11 @@ typedef struct {
   send_ctx *ctx;
   pr_http_req *req;
   char caller[PR_ID_MAX + 1];
-  char *list;          /* the decoded users parameter, split in place */
-  const char **users;  /* n pointers into list */
+  char *list;         /* the decoded users parameter, split in place */
+  const char **users; /* n pointers into list */
   size_t n;
-  bool *allowed;       /* per user */
-  const char **asked;  /* the allowed users, in order */
+  bool *allowed;      /* per user */
+  const char **asked; /* the allowed users, in order */
   size_t nasked;
 } query_call;
 
@@ -187,7 +188,8 @@ static void query_free(query_call *q) {
 /* FNV-1a 64 of the body: the representation's tag. */
 static uint64_t fnv1a(const char *p, size_t n) {
   uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
   return h;
 }
 
@@ -254,7 +256,8 @@ static void on_filtered(const bool *allowed, size_t n, int err, void *arg) {
     query_free(q);
     return;
   }
-  for (size_t i = 0; i < q->n; i++) q->allowed[i] = i < n && allowed[i];
+  for (size_t i = 0; i < q->n; i++)
+    q->allowed[i] = i < n && allowed[i];
   read_allowed(q);
 }
 
@@ -276,7 +279,8 @@ static void on_presence(pr_http_req *req, void *arg) {
   q->list = list;
   memcpy(q->caller, claims.sub, sizeof q->caller);
   size_t max = (size_t)ctx->cfg.max_query_users, n = 1;
-  for (int i = 0; i < len; i++) n += list[i] == ',';
+  for (int i = 0; i < len; i++)
+    n += list[i] == ',';
   if (n > max) {
     char msg[96];
     snprintf(msg, sizeof msg, "at most %zu users per query", max);
@@ -302,7 +306,8 @@ static void on_presence(pr_http_req *req, void *arg) {
   int rc;
   if (ctx->client_graph) {
     /* No server graph to check against: the application decides who asks. */
-    for (size_t i = 0; i < q->n; i++) q->allowed[i] = true;
+    for (size_t i = 0; i < q->n; i++)
+      q->allowed[i] = true;
     read_allowed(q);
     return;
   }
