@@ -143,6 +143,13 @@ void pr_http_respond(pr_http_req *req, int status, const char *content_type,
 void pr_http_respond_text(pr_http_req *req, int status, const char *text);
 /* application/json; `json` is sent as is. */
 void pr_http_respond_json(pr_http_req *req, int status, const char *json);
+/* The errors the server and the router produce themselves (400, 404, 405,
+ * 408, 413, 431) have a JSON body, like the services' own errors:
+ * {"error":"not_found","message":"Not Found"}. pr_http_error_body writes it
+ * into out (returns its length or PR_ETOOBIG); pr_http_respond_error answers
+ * with it. */
+int pr_http_error_body(int status, char *out, size_t outlen);
+void pr_http_respond_error(pr_http_req *req, int status, const char *extra_headers);
 /* "OK", "Not Found", ... ("Unknown" for codes it does not know). */
 const char *pr_http_status_text(int status);
 

@@ -126,7 +126,7 @@ static void answer_405(pr_http_router *r, pr_http_req *req, const char *path) {
   if (get) add_allowed(&allow, "HEAD");
   pr_buf hdr = PR_BUF_INIT;
   pr_buf_printf(&hdr, "Allow: %s\r\n", allow.data);
-  pr_http_respond(req, 405, "text/plain; charset=utf-8", hdr.data, "method not allowed\n", 19);
+  pr_http_respond_error(req, 405, hdr.data);
   pr_buf_free(&allow);
   pr_buf_free(&hdr);
 }
@@ -148,7 +148,7 @@ void pr_http_router_handle(pr_http_req *req, void *arg) {
         offs[i] = (size_t)(cap.at[i] - path);
       for (unsigned i = 0; i < cap.n; i++) {
         if (http_req_add_param(req, offs[i], cap.len[i]) < 0) {
-          pr_http_respond_text(req, 400, "bad path encoding\n");
+          pr_http_respond_error(req, 400, NULL);
           return;
         }
       }
@@ -161,6 +161,6 @@ void pr_http_router_handle(pr_http_req *req, void *arg) {
   } else if (r->fallback) {
     r->fallback(req, r->fallback_arg);
   } else {
-    pr_http_respond_text(req, 404, "not found\n");
+    pr_http_respond_error(req, 404, NULL);
   }
 }

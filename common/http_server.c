@@ -189,9 +189,9 @@ static void conn_fail(conn *c, int status) {
     http_req_free(c->req);
     c->req = NULL;
   }
-  char body[64];
-  int n = snprintf(body, sizeof body, "%s\n", pr_http_status_text(status));
-  if (http_conn_send(c, status, "text/plain; charset=utf-8", NULL, body, (size_t)n, 0, 0, 0) < 0)
+  char body[128];
+  int n = pr_http_error_body(status, body, sizeof body);
+  if (http_conn_send(c, status, "application/json", NULL, body, n > 0 ? (size_t)n : 0, 0, 0, 0) < 0)
     return;
   http_conn_end(c);
 }

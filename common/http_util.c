@@ -5,6 +5,8 @@
 #include "base.h"
 #include "http.h"
 
+#include <stdio.h>
+
 const char *pr_http_status_text(int status) {
   switch (status) {
   case 100: return "Continue";
@@ -136,4 +138,29 @@ int pr_http_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
   host[hl] = '\0';
   *port = (int)v;
   return 0;
+}
+
+/* The error code word of the JSON bodies the server and router write. */
+static const char *error_code(int status) {
+  switch (status) {
+  case 400: return "bad_request";
+  case 404: return "not_found";
+  case 405: return "method_not_allowed";
+  case 408: return "request_timeout";
+  case 413: return "body_too_large";
+  case 431: return "headers_too_large";
+  default: return status >= 500 ? "internal" : "error";
+  }
+}
+
+int pr_http_error_body(int status, char *out, size_t outlen) {
+  int n = snprintf(out, outlen, "{\"error\":\"%s\",\"message\":\"%s\"}", error_code(status),
+                   pr_http_status_text(status));
+  return n < 0 || (size_t)n >= outlen ? PR_ETOOBIG : n;
+}
+
+void pr_http_respond_error(pr_http_req *req, int status, const char *extra_headers) {
+  char body[128];
+  int n = pr_http_error_body(status, body, sizeof body);
+  pr_http_respond(req, status, "application/json", extra_headers, body, n > 0 ? (size_t)n : 0);
 }

@@ -7,6 +7,7 @@
 
 #include "base.h"
 #include "batch.h"
+#include "event.h"
 #include "mp_read.h"
 
 /* fixarray(3) + format + str8 header + sender + array32 header */
@@ -70,10 +71,12 @@ void pr_batch_reset(pr_batch_builder *b) {
 static void flush_open(pr_batch_builder *b) {
   msgpack_packer pk;
   msgpack_packer_init(&pk, &b->buf, buf_write);
-  msgpack_pack_array(&pk, DELIVERY_FIELDS);
+  int relay = b->kind != PR_EVENT_TRANSITION;
+  msgpack_pack_array(&pk, DELIVERY_FIELDS + relay);
   pr_buf_append(&b->buf, b->head.data, b->head.len);
   msgpack_pack_array(&pk, b->n_rcpt);
   pr_buf_append(&b->buf, b->rcpt.data, b->rcpt.len);
+  if (relay) msgpack_pack_uint8(&pk, (uint8_t)b->kind);
   pr_buf_clear(&b->rcpt);
   b->n_rcpt = 0;
   b->count++;
@@ -81,7 +84,15 @@ static void flush_open(pr_batch_builder *b) {
 
 int pr_batch_begin(pr_batch_builder *b, pr_view user, int status, uint64_t last_seen,
                    uint64_t version, uint64_t ts_ms) {
-  if (b->open || !id_ok(user) || !wire_status_ok(status)) return PR_EINVAL;
+  return pr_batch_begin_kind(b, PR_EVENT_TRANSITION, user, status, last_seen, version, ts_ms);
+}
+
+int pr_batch_begin_kind(pr_batch_builder *b, int kind, pr_view user, int status, uint64_t last_seen,
+                        uint64_t version, uint64_t ts_ms) {
+  if (b->open || !id_ok(user) || !wire_status_ok(status) ||
+      (kind != PR_EVENT_TRANSITION && kind != PR_EVENT_HEARTBEAT))
+    return PR_EINVAL;
+  b->kind = kind;
   const char *st = pr_status_name(status);
   msgpack_packer pk;
   pr_buf_clear(&b->head);
@@ -181,7 +192,14 @@ static int walk(const char *data, size_t len, const pr_batch_limits *lim, pr_vie
     if ((err = pr_mp_read_uint(&r, &d.version))) return err;
     if ((err = pr_mp_read_uint(&r, &d.ts_ms))) return err;
     if ((err = pr_mp_read_id_list(&r, lim->max_recipients, 0, &d.recipients))) return err;
-    for (uint64_t j = DELIVERY_FIELDS; j < m; j++)
+    d.kind = PR_EVENT_TRANSITION;
+    if (m > DELIVERY_FIELDS) { /* optional 7th field: the kind */
+      uint64_t kind;
+      if ((err = pr_mp_read_uint(&r, &kind))) return err;
+      if (kind != PR_EVENT_TRANSITION && kind != PR_EVENT_HEARTBEAT) return PR_EPROTO;
+      d.kind = (int)kind;
+    }
+    for (uint64_t j = DELIVERY_FIELDS + 1; j < m; j++)
       if ((err = pr_mp_skip(&r, 3))) return err;
     if (visit && (err = visit(&d, arg))) return err;
   }

@@ -19,6 +19,7 @@
 
 /* One decoded delivery: push this update to each recipient's local connections. */
 typedef struct {
+  int kind; /* PR_EVENT_TRANSITION, or PR_EVENT_HEARTBEAT for a relayed heartbeat */
   pr_view user;
   int status; /* PR_STATUS_OFFLINE/ONLINE/IDLE/DND */
   uint64_t last_seen, version, ts_ms;
@@ -44,6 +45,7 @@ typedef struct {
   uint32_t count;  /* deliveries ended */
   uint32_t n_rcpt; /* recipients of the open delivery */
   int open;        /* a delivery is begun and not ended */
+  int kind;        /* of the open delivery */
 } pr_batch_builder;
 
 /* PR_EINVAL if sender is not 1..PR_ID_MAX bytes (the builder is then unusable). */
@@ -56,6 +58,11 @@ void pr_batch_reset(pr_batch_builder *b);
  * status is not one of the four. */
 int pr_batch_begin(pr_batch_builder *b, pr_view user, int status, uint64_t last_seen,
                    uint64_t version, uint64_t ts_ms);
+/* The same for a delivery of another kind: PR_EVENT_HEARTBEAT (a relayed
+ * heartbeat, whose version repeats the last transition's) is written with a
+ * 7th field; a transition (pr_batch_begin) is not. */
+int pr_batch_begin_kind(pr_batch_builder *b, int kind, pr_view user, int status, uint64_t last_seen,
+                        uint64_t version, uint64_t ts_ms);
 /* PR_EINVAL if no delivery is open or r is not 1..PR_ID_MAX bytes. */
 int pr_batch_add_recipient(pr_batch_builder *b, pr_view r);
 /* Closes the open delivery (one with no recipient is dropped, not sent). */

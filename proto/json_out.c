@@ -156,6 +156,12 @@ void pr_json_presence(pr_buf *b, const pr_presence_entry *e) {
   pr_buf_putc(b, '}');
 }
 
+void pr_json_heartbeat(pr_buf *b, const pr_presence_entry *e) {
+  PUTS(b, "{\"type\":\"heartbeat\",");
+  entry_fields(b, e);
+  pr_buf_putc(b, '}');
+}
+
 static void group_frame(pr_buf *b, const char *type, pr_view group, uint64_t online,
                         const pr_presence_entry *e, size_t n) {
   PUTS(b, "{\"type\":");

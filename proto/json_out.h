@@ -37,6 +37,9 @@ void pr_json_hello(pr_buf *b, pr_view user, pr_view device, uint64_t heartbeat_m
 void pr_json_snapshot(pr_buf *b, const pr_presence_entry *e, size_t n);
 /* {"type":"presence","user":"bob","status":"offline","last_seen":1764423000000,"version":8} */
 void pr_json_presence(pr_buf *b, const pr_presence_entry *e);
+/* {"type":"heartbeat","user":"bob","status":"online","last_seen":null,"version":8}: a
+ * relayed heartbeat (broadcast = "heartbeats"); its version repeats the last transition's. */
+void pr_json_heartbeat(pr_buf *b, const pr_presence_entry *e);
 /* {"type":"group","group":"g","online":N,"users":[E, ...]} (reply to subscribe) */
 void pr_json_group(pr_buf *b, pr_view group, uint64_t online, const pr_presence_entry *e, size_t n);
 /* {"type":"presence_batch","group":"g","online":N,"users":[E, ...]} (coalesced group pushes) */

@@ -216,8 +216,12 @@ static void build(round *rd) {
         }
         sent[nsent++] = t->peer;
       }
-      pr_batch_add_delivery(b, (pr_view){it->user, it->user_len}, it->status, it->last_seen,
-                            it->version, it->ts_ms, t->r, t->n);
+      if (pr_batch_begin_kind(b, it->kind, (pr_view){it->user, it->user_len}, it->status,
+                              it->last_seen, it->version, it->ts_ms) == 0) {
+        for (size_t j = 0; j < t->n; j++)
+          pr_batch_add_recipient(b, t->r[j]);
+        pr_batch_end(b);
+      }
       if (pr_batch_count(b) >= max || pr_batch_bytes(b) >= PR_BATCH_MAX_BYTES / 2)
         fanout_peer_flush(ps, t->peer);
     }

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "registry.h"
 #include "versions.h"
+#include "event.h"
 
 #include <arpa/inet.h>
 #include <nng/nng.h>
@@ -58,9 +59,30 @@ static void on_recv(void *arg) {
 
 /* ---- loop thread ------------------------------------------------------------- */
 
+/* A relayed heartbeat (broadcast = "heartbeats") repeats the last version:
+ * it is not a change, so it takes its own frame type and skips the version
+ * rule; a connection still waiting for its snapshot does not need it. */
+static void relay(recv_app *app, const pr_delivery *dl) {
+  pr_presence_entry e = {dl->user, pr_status_name(dl->status), dl->last_seen, dl->version};
+  pr_buf *frame = recv_scratch();
+  pr_json_heartbeat(frame, &e);
+  size_t pos = 0;
+  pr_view r;
+  while (pr_id_list_next(&dl->recipients, &pos, &r)) {
+    recv_user *u = recv_registry_find(app->reg, r.p, r.len);
+    for (recv_conn *c = u ? u->conns : NULL; c; c = c->unext)
+      if (!c->snapshot_pending) recv_conn_send(c, frame);
+  }
+  pr_counter_inc(app->m.deliveries);
+}
+
 static int visit(const pr_delivery *dl, void *arg) {
   recv_deliver *d = arg;
   recv_app *app = d->app;
+  if (dl->kind == PR_EVENT_HEARTBEAT) {
+    relay(app, dl);
+    return 0;
+  }
   uint64_t key = recv_versions_key(dl->user.p, dl->user.len);
   bool split = key == d->last_key && dl->version == d->last_version;
   if (!split && !recv_versions_accept(app->versions, key, dl->version)) {
