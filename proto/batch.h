@@ -10,6 +10,7 @@
 #define PR_BATCH_H
 
 #include "buf.h"
+#include "event.h" /* PR_EVENT_TRANSITION, PR_EVENT_HEARTBEAT */
 #include "proto.h"
 
 #define PR_BATCH_FORMAT                 1

@@ -297,15 +297,48 @@ Test(proto_batch, malformed) {
 }
 
 Test(proto_batch, unknown_trailing_elements_skipped) {
-  /* batch with a 4th element and a delivery with a 7th (nested map, float, ext) */
-  static const unsigned char m[] = {0x94, 0x01, 0xa1, 'w',  0x91, 0x97, 0xa1, 'u',  0xa3,
+  /* batch with a 4th element and a delivery with an 8th after its kind (nested map, float, ext) */
+  static const unsigned char m[] = {0x94, 0x01, 0xa1, 'w',  0x91, 0x98, 0xa1, 'u',  0xa3,
                                     'd',  'n',  'd',  0x00, 0x01, 0x02, 0x91, 0xa1, 'r',
-                                    0x81, 0xa1, 'k',  0x92, 0xcb, 0,    0,    0,    0,
-                                    0,    0,    0,    0,    0xd4, 1,    2,    0xc3};
+                                    0x02, 0x81, 0xa1, 'k',  0x92, 0xcb, 0,    0,    0,
+                                    0,    0,    0,    0,    0,    0xd4, 1,    2,    0xc3};
   collected c;
   cr_assert_eq(decode((const char *)m, sizeof m, NULL, NULL, &c), 0);
   cr_assert_eq(c.n, 1);
   cr_assert_str_eq(c.rcpt[0], "r");
+}
+
+typedef struct {
+  int kinds[4];
+  size_t n;
+} kinds_seen;
+
+static int collect_kind(const pr_delivery *d, void *arg) {
+  kinds_seen *k = arg;
+  if (k->n < PR_ARRAY_LEN(k->kinds)) k->kinds[k->n++] = d->kind;
+  return 0;
+}
+
+Test(proto_batch, relay_kind_round_trip) {
+  pr_batch_builder b;
+  cr_assert_eq(pr_batch_builder_init(&b, PR_VIEW("w")), 0);
+  cr_assert_eq(
+      pr_batch_begin_kind(&b, PR_EVENT_HEARTBEAT, PR_VIEW("alice"), PR_STATUS_ONLINE, 0, 3, 1), 0);
+  cr_assert_eq(pr_batch_add_recipient(&b, PR_VIEW("bob")), 0);
+  cr_assert_eq(pr_batch_end(&b), 0);
+  cr_assert_eq(pr_batch_add_delivery(&b, PR_VIEW("carol"), PR_STATUS_IDLE, 0, 4, 1,
+                                     &(pr_view)PR_VIEW_INIT("bob"), 1),
+               0);
+  cr_assert_eq(pr_batch_begin_kind(&b, 7, PR_VIEW("x"), PR_STATUS_ONLINE, 0, 1, 1), PR_EINVAL);
+  const char *p;
+  size_t n;
+  cr_assert_eq(pr_batch_finish(&b, &p, &n), 0);
+  kinds_seen k = {{0}, 0};
+  cr_assert_eq(pr_batch_decode(p, n, NULL, NULL, collect_kind, &k), 0);
+  cr_assert_eq(k.n, 2);
+  cr_assert_eq(k.kinds[0], PR_EVENT_HEARTBEAT);
+  cr_assert_eq(k.kinds[1], PR_EVENT_TRANSITION);
+  pr_batch_builder_free(&b);
 }
 
 Test(proto_batch, deep_nesting_in_unknown_element_is_refused) {
