@@ -37,7 +37,9 @@ cleanup() {
   done
   echo "stopped; logs are in $run/logs"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 start() { # name logfile command...
   local name=$1 log=$2
