@@ -4,21 +4,24 @@
 # presence-send, two presence-fanout and two presence-receive, seeds a demo
 # graph, prints where to look, and stops everything on Ctrl-C.
 # Ports can be moved with PRESENCE_PORT_BASE (default 8080: send 8080,
-# receive 8081 and 8083, fanout admin 8082 and 8084, redis 16379, nng 17101-2).
+# receive 8081 and 8083, fanout admin 8082 and 8084), PRESENCE_REDIS_PORT
+# (16379) and PRESENCE_NNG_PORT_BASE (17100: receive's nng at +1 and +2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-bin="$PWD/$build/bin"
+case "$build" in /*) ;; *) build="$PWD/$build" ;; esac
+bin="$build/bin"
 base=${PRESENCE_PORT_BASE:-8080}
 redis_port=${PRESENCE_REDIS_PORT:-16379}
+nng=${PRESENCE_NNG_PORT_BASE:-17100}
 secret=${PRESENCE_JWT_SECRET:-dev-secret-change-me}
 export PRESENCE_JWT_SECRET=$secret
-run="$PWD/$build/run"
+run="$build/run"
 mkdir -p "$run/redis" "$run/logs"
 parts=64
 
 port_busy() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-for p in $redis_port $base $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)) 17101 17102; do
+for p in $redis_port $base $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)) $((nng + 1)) $((nng + 2)); do
   if port_busy "$p"; then
     echo "make run: port $p is in use (set PRESENCE_PORT_BASE / PRESENCE_REDIS_PORT)" >&2
     exit 1
@@ -72,7 +75,7 @@ for i in 1 2; do
 done
 for i in 1 2; do
   start "receive-$i" "receive-$i.log" "$bin/presence-receive" "${common[@]}" \
-    --listen "127.0.0.1:$((base + 2 * i - 1))" --nng-listen "tcp://127.0.0.1:$((17100 + i))" \
+    --listen "127.0.0.1:$((base + 2 * i - 1))" --nng-listen "tcp://127.0.0.1:$((nng + i))" \
     --instance-id "receive-$i" --static-dir "$PWD/web"
 done
 wait_http "http://127.0.0.1:$base/readyz"
@@ -81,12 +84,14 @@ for i in 1 2; do wait_http "http://127.0.0.1:$((base + 2 * i))/readyz"; done
 
 "$bin/presencectl" "${common[@]}" graph import scripts/demo-graph.txt >/dev/null
 
+tok() { "$bin/presencectl" token --user "$1" --ttl 86400; }
 cat <<MSG
 
 Presence is running (Ctrl-C stops everything).
 
-  Demo page      http://127.0.0.1:$((base + 1))/   (open ?user=alice in one tab, ?user=bob in another;
-                 the second receive instance serves the same page on :$((base + 3)))
+  Demo page      alice: http://127.0.0.1:$((base + 1))/?token=$(tok alice)
+                 bob:   http://127.0.0.1:$((base + 3))/?token=$(tok bob)
+                 (two tabs, two users, two receive instances; change alice's status and watch bob's tab)
   HTTP API       http://127.0.0.1:$base/v1/...   (docs/api.md)
   Metrics        http://127.0.0.1:$base/metrics  send
                  http://127.0.0.1:$((base + 1))/metrics  http://127.0.0.1:$((base + 3))/metrics  receive
