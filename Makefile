@@ -4,13 +4,14 @@
 #   make run        install what is missing, build, start the local stack (Ctrl-C stops it)
 #   make test       install what is missing, build with -Werror, run every test
 #   make sanitize   the same tests against an ASan+UBSan build (build-san/)
+#   make fuzz       build the parsers' libFuzzer targets and run each briefly (FUZZ_SECONDS)
 #   make bench      run the benchmarks (figures only; they never fail on a time)
 #   make format     apply .clang-format to every C file
 BUILD ?= build
 SAN_BUILD ?= build-san
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit integration sanitize run bench format clean
+.PHONY: all deps build test sanitize fuzz run bench format clean
 
 all: build
 
@@ -28,6 +29,9 @@ sanitize: deps
 	@cmake -S . -B $(SAN_BUILD) -DPR_WERROR=ON -DPR_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(SAN_BUILD) -j $(JOBS)
 	@PR_SANITIZED=1 scripts/test.sh $(SAN_BUILD)
+
+fuzz: deps
+	@scripts/fuzz.sh
 
 run: deps build
 	@scripts/run.sh $(BUILD)
