@@ -35,5 +35,6 @@ void ctl_close(ctl *c);
 int ctl_cmd_token(ctl *c, int argc, char **argv);
 int ctl_cmd_graph(ctl *c, int argc, char **argv);
 int ctl_cmd_presence(ctl *c, int argc, char **argv);
+int ctl_cmd_plan(ctl *c, int argc, char **argv);
 
 #endif

@@ -30,6 +30,7 @@ static const pr_settings_info info = {
              "  graph import FILE                       apply lines 'contact U C' / 'member G U'\n"
              "                                          ('-' reads stdin; '#' starts a comment)\n"
              "  presence U...                           print the presence of users (as an admin)\n"
+             "  plan --users U [...]                    capacity plan from bench/results\n"
              "Run 'presencectl COMMAND --help' for a command's options.",
     .version = PR_VERSION,
     .stop_at_positional = 1,
@@ -99,6 +100,8 @@ int main(int argc, char **argv) {
     status = ctl_cmd_graph(&c, sub_argc, sub_argv);
   else if (strcmp(cmd, "presence") == 0)
     status = ctl_cmd_presence(&c, sub_argc, sub_argv);
+  else if (strcmp(cmd, "plan") == 0)
+    status = ctl_cmd_plan(&c, sub_argc, sub_argv);
   else
     fprintf(stderr, "presencectl: unknown command '%s' (see presencectl --help)\n", cmd);
 done:
