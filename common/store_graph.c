@@ -79,23 +79,49 @@ static int strmap_put(strmap *m, const char *k, size_t v) {
   return 1;
 }
 
-/* A growing list of borrowed strings without duplicates, minus `skip`. */
+/* A growing list of borrowed strings without duplicates, minus `skip`. Most
+ * lists are short (a user's routes: one or two instances), so the first
+ * IDSET_SCAN ids are checked by a scan and the hash map is built only for a
+ * longer list. */
+#define IDSET_SCAN 8
+
 typedef struct {
   const char **v;
   size_t n, cap;
-  strmap seen;
+  strmap seen; /* cap 0 until the list outgrows IDSET_SCAN */
   const char *skip;
 } idset;
 
 static void idset_init(idset *s, const char *skip) {
   memset(s, 0, sizeof(*s));
-  strmap_init(&s->seen, 16);
   s->skip = skip;
+}
+
+/* 1 if id was not in the set (and is now). */
+static int idset_mark(idset *s, const char *id) {
+  if (s->seen.cap) return strmap_put(&s->seen, id, s->n);
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->v[i], id) == 0) return 0;
+  if (s->n == IDSET_SCAN) {
+    strmap_init(&s->seen, 4 * IDSET_SCAN);
+    for (size_t i = 0; i < s->n; i++)
+      strmap_put(&s->seen, s->v[i], i);
+    strmap_put(&s->seen, id, s->n);
+  }
+  return 1;
+}
+
+/* 1 if id is in the set. */
+static int idset_has(const idset *s, const char *id) {
+  if (s->seen.cap) return strmap_get(&s->seen, id) != SIZE_MAX;
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->v[i], id) == 0) return 1;
+  return 0;
 }
 
 static void idset_add(idset *s, const char *id) {
   if (!id || (s->skip && strcmp(id, s->skip) == 0)) return;
-  if (!strmap_put(&s->seen, id, s->n)) return;
+  if (!idset_mark(s, id)) return;
   if (s->n == s->cap) {
     s->cap = s->cap ? s->cap * 2 : 16;
     s->v = pr_realloc(s->v, s->cap * sizeof(char *));
@@ -437,7 +463,7 @@ static void filter_finish(filter_op *op, pr_pipe *p2, int err) {
       if (group_is_small(op->st, m)) idset_add_all(&s, m);
     }
     for (size_t i = 0; i < op->n; i++)
-      if (!op->allowed[i] && strmap_get(&s.seen, op->users[i]) != SIZE_MAX) op->allowed[i] = true;
+      if (!op->allowed[i] && idset_has(&s, op->users[i])) op->allowed[i] = true;
     size_t k;
     pr_free(idset_take(&s, &k));
   }
@@ -525,9 +551,30 @@ int pr_graph_filter_watchable(pr_store *st, const char *caller, const char **use
 typedef struct {
   pr_store_lists_cb cb;
   void *arg;
-  char **users;
+  char **users; /* the pointer array and the copies in one allocation */
   size_t n;
 } route_op;
+
+/* rt:{p<p>}:<user>, as pr_key_route writes it, without printf: one key per
+ * recipient per window makes this the hottest formatting of fanout. Returns
+ * the length, or -1 if it does not fit. */
+static int route_key(char *buf, size_t cap, unsigned p, const char *user) {
+  char digits[16];
+  size_t nd = 0;
+  do
+    digits[nd++] = (char)('0' + p % 10);
+  while ((p /= 10) != 0);
+  size_t ulen = strlen(user), len = 5 + nd + 2 + ulen;
+  if (len + 1 > cap) return -1;
+  char *o = buf;
+  memcpy(o, "rt:{p", 5);
+  o += 5;
+  while (nd)
+    *o++ = digits[--nd];
+  memcpy(o, "}:", 2);
+  memcpy(o + 2, user, ulen + 1);
+  return (int)len;
+}
 
 static void on_route(pr_pipe *p, int err, void *ctx) {
   route_op *op = ctx;
@@ -544,10 +591,8 @@ static void on_route(pr_pipe *p, int err, void *ctx) {
     }
   }
   if (op->cb) op->cb(lists, err ? 0 : op->n, err, op->arg);
-  for (size_t i = 0; i < op->n; i++) {
-    if (lists) pr_free((void *)lists[i].ids);
-    pr_free(op->users[i]);
-  }
+  for (size_t i = 0; lists && i < op->n; i++)
+    pr_free((void *)lists[i].ids);
   pr_free(lists);
   pr_free(op->users);
   pr_free(op);
@@ -556,27 +601,35 @@ static void on_route(pr_pipe *p, int err, void *ctx) {
 int pr_route_instances(pr_store *st, const char **users, size_t n, pr_store_lists_cb cb,
                        void *arg) {
   if (n == 0 || !users) return PR_EINVAL;
-  for (size_t i = 0; i < n; i++)
+  size_t bytes = n * sizeof(char *);
+  for (size_t i = 0; i < n; i++) {
     if (!users[i] || !*users[i]) return PR_EINVAL;
+    bytes += strlen(users[i]) + 1;
+  }
   route_op *op = pr_calloc(1, sizeof(*op));
   op->cb = cb;
   op->arg = arg;
   op->n = n;
-  op->users = pr_malloc(n * sizeof(char *));
-  for (size_t i = 0; i < n; i++)
-    op->users[i] = pr_strdup(users[i]);
+  op->users = pr_malloc(bytes);
+  char *copy = (char *)(op->users + n);
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(users[i]) + 1;
+    memcpy(copy, users[i], len);
+    op->users[i] = copy;
+    copy += len;
+  }
   pr_pipe *p = pr_pipe_new(pr_store_redis(st), on_route, op);
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     char key[PR_KEY_MAX];
-    pr_key_route(key, sizeof(key), pr_store_partition_of(st, users[i]), users[i]);
+    unsigned part = pr_store_partition_of(st, users[i]);
+    if (route_key(key, sizeof(key), part, users[i]) < 0)
+      pr_key_route(key, sizeof(key), part, users[i]); /* too long for an id: as before */
     const char *argv[] = {"HVALS", key};
     rc = pr_pipe_cmd(p, 2, argv);
   }
   rc = pr_pipe_seal(p, rc);
   if (rc) {
-    for (size_t i = 0; i < n; i++)
-      pr_free(op->users[i]);
     pr_free(op->users);
     pr_free(op);
   }

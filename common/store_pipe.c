@@ -5,6 +5,21 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The callback argument of one command. Slots live in chunks that never move
+ * (the result array may be reallocated while replies are awaited), so a batch
+ * of hundreds of commands costs a few allocations, not one per command. */
+typedef struct {
+  struct pr_pipe *p;
+  size_t i;
+} slot;
+
+#define SLOTS_PER_CHUNK 64
+
+typedef struct slot_chunk {
+  struct slot_chunk *next;
+  slot s[SLOTS_PER_CHUNK];
+} slot_chunk;
+
 struct pr_pipe {
   pr_redis *r;
   pr_pipe_done done;
@@ -13,12 +28,9 @@ struct pr_pipe {
   size_t n, cap;
   size_t pending; /* replies awaited, + 1 until sealed */
   int err;
+  slot_chunk *slots; /* newest first: the head holds slots slot_cap - SLOTS_PER_CHUNK.. */
+  size_t slot_cap;
 };
-
-typedef struct {
-  pr_pipe *p;
-  size_t i;
-} slot;
 
 pr_pipe *pr_pipe_new(pr_redis *r, pr_pipe_done done, void *ctx) {
   pr_pipe *p = pr_calloc(1, sizeof(*p));
@@ -30,9 +42,7 @@ pr_pipe *pr_pipe_new(pr_redis *r, pr_pipe_done done, void *ctx) {
 }
 
 void pr_pipe_res_free(pr_pipe_res *res) {
-  for (size_t j = 0; j < res->n; j++)
-    pr_free(res->v[j]);
-  pr_free(res->v);
+  pr_free(res->v); /* the strings are in the same block */
   pr_free(res->cursor);
   memset(res, 0, sizeof(*res));
 }
@@ -41,6 +51,11 @@ static void pipe_free(pr_pipe *p) {
   for (size_t i = 0; i < p->n; i++)
     pr_pipe_res_free(&p->res[i]);
   pr_free(p->res);
+  while (p->slots) {
+    slot_chunk *c = p->slots;
+    p->slots = c->next;
+    pr_free(c);
+  }
   pr_free(p);
 }
 
@@ -50,49 +65,70 @@ static void pipe_release(pr_pipe *p) {
   pipe_free(p);
 }
 
-static char *str_of(const redisReply *e, int *err) {
+/* The text of a string-like element in *buf (integers are formatted), its
+ * length, or -1 for nil. An error or a nested array sets *err. */
+static long elem_text(const redisReply *e, char *buf, size_t cap, const char **text, int *err) {
   switch (e->type) {
   case REDIS_REPLY_STRING:
-  case REDIS_REPLY_STATUS: return pr_strndup(e->str, e->len);
-  case REDIS_REPLY_NIL: return NULL;
-  case REDIS_REPLY_INTEGER: {
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%lld", e->integer);
-    return pr_strdup(buf);
-  }
-  default: *err = PR_EREDIS; return NULL; /* an error inside EXEC's reply, or a nested array */
+  case REDIS_REPLY_STATUS: *text = e->str; return (long)e->len;
+  case REDIS_REPLY_NIL: return -1;
+  case REDIS_REPLY_INTEGER: *text = buf; return snprintf(buf, cap, "%lld", e->integer);
+  default: *err = PR_EREDIS; return -1; /* an error inside EXEC's reply, or a nested array */
   }
 }
 
-static void copy_array(pr_pipe_res *res, const redisReply *a, int *err) {
-  res->n = a->elements;
-  res->v = a->elements ? pr_calloc(a->elements, sizeof(char *)) : NULL;
-  for (size_t j = 0; j < a->elements; j++)
-    res->v[j] = str_of(a->element[j], err);
+static char *str_of(const redisReply *e, int *err) {
+  char buf[32];
+  const char *t;
+  long len = elem_text(e, buf, sizeof(buf), &t, err);
+  return len < 0 ? NULL : pr_strndup(t, (size_t)len);
+}
+
+/* n elements as res->v: the pointer array and the NUL-terminated copies in
+ * one allocation, so a result costs one malloc and one free whatever its size. */
+static void copy_elements(pr_pipe_res *res, redisReply *const *el, size_t n, int *err) {
+  res->n = n;
+  res->v = NULL;
+  if (n == 0) return;
+  size_t bytes = n * sizeof(char *);
+  char num[32];
+  const char *t;
+  for (size_t j = 0; j < n; j++) {
+    long len = elem_text(el[j], num, sizeof(num), &t, err);
+    if (len >= 0) bytes += (size_t)len + 1;
+  }
+  res->v = pr_malloc(bytes);
+  char *out = (char *)(res->v + n);
+  for (size_t j = 0; j < n; j++) {
+    long len = elem_text(el[j], num, sizeof(num), &t, err);
+    if (len < 0) {
+      res->v[j] = NULL;
+      continue;
+    }
+    memcpy(out, t, (size_t)len);
+    out[len] = '\0';
+    res->v[j] = out;
+    out += len + 1;
+  }
 }
 
 static void on_reply(pr_redis *r, redisReply *reply, int err, void *arg) {
   slot *s = arg;
   pr_pipe *p = s->p;
   pr_pipe_res *res = &p->res[s->i];
-  pr_free(s);
   if (!err && reply) {
     switch (reply->type) {
     case REDIS_REPLY_ARRAY:
       if (reply->elements == 2 && reply->element[1]->type == REDIS_REPLY_ARRAY) { /* SSCAN */
         res->cursor = str_of(reply->element[0], &err);
-        copy_array(res, reply->element[1], &err);
+        copy_elements(res, reply->element[1]->element, reply->element[1]->elements, &err);
       } else {
-        copy_array(res, reply, &err);
+        copy_elements(res, reply->element, reply->elements, &err);
       }
       break;
     case REDIS_REPLY_INTEGER: res->num = reply->integer; break;
     case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-      res->v = pr_malloc(sizeof(char *));
-      res->v[0] = pr_strndup(reply->str, reply->len);
-      res->n = 1;
-      break;
+    case REDIS_REPLY_STATUS: copy_elements(res, &reply, 1, &err); break;
     case REDIS_REPLY_NIL: break;
     default: err = PR_EREDIS; break;
     }
@@ -111,15 +147,20 @@ int pr_pipe_cmd(pr_pipe *p, int argc, const char **argv) {
   size_t lens[argc > 0 ? argc : 1];
   for (int i = 0; i < argc; i++)
     lens[i] = strlen(argv[i]);
-  slot *s = pr_malloc(sizeof(*s));
+  if (p->n == p->slot_cap) {
+    slot_chunk *c = pr_malloc(sizeof(*c));
+    c->next = p->slots;
+    p->slots = c;
+    p->slot_cap += SLOTS_PER_CHUNK;
+  }
+  slot *s = &p->slots->s[p->n % SLOTS_PER_CHUNK];
   s->p = p;
   s->i = p->n;
   memset(&p->res[p->n], 0, sizeof(p->res[p->n]));
   p->pending++;
   int rc = pr_redis_cmdargv(p->r, on_reply, s, argc, argv, lens);
   if (rc) {
-    p->pending--;
-    pr_free(s);
+    p->pending--; /* the slot is reused by the next command, or freed with the pipe */
     return rc;
   }
   p->n++;

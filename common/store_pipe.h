@@ -19,7 +19,8 @@
 
 /* One reply: an array (elements as strings, NULL for nil), a string (n = 1),
  * an integer (num) or nil (n = 0). A SSCAN reply gives `cursor` and the
- * members as v. */
+ * members as v. The strings of v live in v's own allocation: release a result
+ * only with pr_pipe_res_free, never element by element. */
 typedef struct {
   char **v;
   size_t n;

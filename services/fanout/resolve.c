@@ -65,14 +65,21 @@ typedef struct {
 } strlist;
 
 typedef struct {
+  size_t *v;
+  size_t n;
+} idxlist;
+
+typedef struct {
   fanout_resolver *rs;
   item *items;
   size_t n;
   arena a;
   strlist *cand;    /* per item: who to deliver it to (watchers, or `to`, and the subject) */
+  size_t **cidx;    /* per item: the index in users of each cand (set by resolve_routes) */
   strlist users;    /* every candidate once: the route query */
   fo_strmap umap;   /* candidate -> index in users */
-  strlist *insts;   /* per user: its receive instances */
+  idxlist *insts;   /* per user: its receive instances (indexes into ids) */
+  strlist ids;      /* every instance id of the round once */
   unsigned waiting; /* lease reads of unknown instances */
 } round;
 
@@ -81,6 +88,7 @@ struct fanout_resolver {
   item *pending;
   size_t npending, max;
   fo_strmap coalesce; /* user -> index in pending */
+  fo_strmap once;     /* scratch of set_candidates: the candidates of one item */
   uv_timer_t timer;
   bool due; /* the window closed while MAX_ROUNDS were out */
   unsigned rounds;
@@ -135,14 +143,17 @@ static void round_free(round *rd) {
   for (size_t i = 0; i < rd->n; i++) {
     item_clear(&rd->items[i]);
     pr_free(rd->cand ? rd->cand[i].v : NULL);
+    pr_free(rd->cidx ? rd->cidx[i] : NULL);
   }
   if (rd->insts)
     for (size_t i = 0; i < rd->users.n; i++)
       pr_free(rd->insts[i].v);
   pr_free(rd->items);
   pr_free(rd->cand);
+  pr_free(rd->cidx);
   pr_free(rd->insts);
   pr_free(rd->users.v);
+  pr_free(rd->ids.v);
   fo_strmap_free(&rd->umap);
   arena_free(&rd->a);
   pr_free(rd);
@@ -184,16 +195,19 @@ static void build(round *rd) {
   fanout_peer **sent = NULL; /* peers holding a batch of this round */
   size_t nsent = 0, capsent = 0;
   uint64_t now = pr_now_wall_ms();
+  /* Each instance of the round is looked up once: the peers table does not
+   * change while build runs (it is synchronous). */
+  fanout_peer **peers = pr_malloc((rd->ids.n ? rd->ids.n : 1) * sizeof(*peers));
+  for (size_t k = 0; k < rd->ids.n; k++)
+    peers[k] = fanout_peers_find(ps, rd->ids.v[k], strlen(rd->ids.v[k]));
   for (size_t i = 0; i < rd->n; i++) {
     item *it = &rd->items[i];
     rs->ntouched = 0;
     for (size_t c = 0; c < rd->cand[i].n; c++) {
       const char *who = rd->cand[i].v[c];
-      size_t u;
-      if (!fo_strmap_get(&rd->umap, who, strlen(who), &u)) continue;
+      size_t u = rd->cidx[i][c];
       for (size_t k = 0; k < rd->insts[u].n; k++) {
-        const char *inst = rd->insts[u].v[k];
-        fanout_peer *peer = fanout_peers_find(ps, inst, strlen(inst));
+        fanout_peer *peer = peers[rd->insts[u].v[k]];
         if (!peer) {
           pr_counter_inc(app->m.drops[FANOUT_DROP_NO_INSTANCE]);
           continue;
@@ -231,6 +245,7 @@ static void build(round *rd) {
   for (size_t k = 0; k < nsent; k++)
     fanout_peer_flush(ps, sent[k]);
   pr_free(sent);
+  pr_free(peers);
   round_end(rd, 0);
 }
 
@@ -257,29 +272,22 @@ static void on_lease(pr_redis *r, redisReply *reply, int err, void *arg) {
 
 static void read_unknown_leases(round *rd) {
   fanout_app *app = rd->rs->app;
-  fo_strmap seen;
-  fo_strmap_init(&seen);
   rd->waiting = 1; /* held while sending */
-  for (size_t u = 0; u < rd->users.n; u++)
-    for (size_t k = 0; k < rd->insts[u].n; k++) {
-      const char *inst = rd->insts[u].v[k];
-      size_t len = strlen(inst);
-      int added;
-      if (fanout_peers_find(app->peers, inst, len)) continue;
-      fo_strmap_put(&seen, inst, len, 0, &added);
-      if (!added || !pr_id_is_valid(inst, len)) continue;
-      char key[PR_ID_MAX + 8];
-      snprintf(key, sizeof(key), "inst:%s", inst);
-      const char *argv[] = {"GET", key};
-      lease_read *lr = pr_malloc(sizeof(*lr));
-      *lr = (lease_read){rd, inst};
-      if (pr_redis_cmdargv(app->redis, on_lease, lr, 2, argv, NULL)) {
-        pr_free(lr);
-        continue;
-      }
-      rd->waiting++;
+  for (size_t k = 0; k < rd->ids.n; k++) {
+    const char *inst = rd->ids.v[k];
+    size_t len = strlen(inst);
+    if (fanout_peers_find(app->peers, inst, len) || !pr_id_is_valid(inst, len)) continue;
+    char key[PR_ID_MAX + 8];
+    snprintf(key, sizeof(key), "inst:%s", inst);
+    const char *argv[] = {"GET", key};
+    lease_read *lr = pr_malloc(sizeof(*lr));
+    *lr = (lease_read){rd, inst};
+    if (pr_redis_cmdargv(app->redis, on_lease, lr, 2, argv, NULL)) {
+      pr_free(lr);
+      continue;
     }
-  fo_strmap_free(&seen);
+    rd->waiting++;
+  }
   if (--rd->waiting == 0) build(rd);
 }
 
@@ -292,26 +300,43 @@ static void on_routes(const pr_store_list *lists, size_t n, int err, void *arg) 
     return;
   }
   rd->insts = pr_calloc(n, sizeof(*rd->insts));
+  /* A round names a handful of instances: each id is copied once. */
+  fo_strmap interned;
+  fo_strmap_init(&interned);
+  size_t capids = 0;
   for (size_t u = 0; u < n; u++) {
     if (lists[u].n == 0) continue;
-    rd->insts[u].v = pr_malloc(lists[u].n * sizeof(char *));
-    for (size_t k = 0; k < lists[u].n; k++)
-      rd->insts[u].v[k] = arena_dup(&rd->a, lists[u].ids[k], strlen(lists[u].ids[k]));
+    rd->insts[u].v = pr_malloc(lists[u].n * sizeof(size_t));
+    for (size_t k = 0; k < lists[u].n; k++) {
+      const char *id = lists[u].ids[k];
+      size_t len = strlen(id), at;
+      if (!fo_strmap_get(&interned, id, len, &at)) {
+        int added;
+        at = rd->ids.n;
+        strlist_push(&rd->ids, &capids, arena_dup(&rd->a, id, len));
+        fo_strmap_put(&interned, rd->ids.v[at], len, at, &added);
+      }
+      rd->insts[u].v[k] = at;
+    }
     rd->insts[u].n = lists[u].n;
   }
+  fo_strmap_free(&interned);
   read_unknown_leases(rd);
 }
 
 /* Collects every candidate once and asks for their routes. */
 static void resolve_routes(round *rd) {
   size_t cap = 0;
-  for (size_t i = 0; i < rd->n; i++)
+  rd->cidx = pr_calloc(rd->n, sizeof(*rd->cidx));
+  for (size_t i = 0; i < rd->n; i++) {
+    rd->cidx[i] = pr_malloc((rd->cand[i].n ? rd->cand[i].n : 1) * sizeof(size_t));
     for (size_t c = 0; c < rd->cand[i].n; c++) {
       const char *who = rd->cand[i].v[c];
       int added;
-      fo_strmap_put(&rd->umap, who, strlen(who), rd->users.n, &added);
+      rd->cidx[i][c] = fo_strmap_put(&rd->umap, who, strlen(who), rd->users.n, &added);
       if (added) strlist_push(&rd->users, &cap, who);
     }
+  }
   int rc = pr_route_instances(rd->rs->app->store, rd->users.v, rd->users.n, on_routes, rd);
   if (rc) round_end(rd, rc);
 }
@@ -320,20 +345,20 @@ static void resolve_routes(round *rd) {
 static void set_candidates(round *rd, size_t i, const char *const *who, size_t n) {
   item *it = &rd->items[i];
   size_t cap = 0;
-  fo_strmap once;
-  fo_strmap_init(&once);
+  fo_strmap *once = &rd->rs->once;
+  fo_strmap_clear(once);
   int added;
   const char *self = arena_dup(&rd->a, it->user, it->user_len);
-  fo_strmap_put(&once, self, it->user_len, 0, &added);
+  fo_strmap_put(once, self, it->user_len, 0, &added);
   strlist_push(&rd->cand[i], &cap, self);
   for (size_t k = 0; k < n; k++) {
     size_t len = strlen(who[k]);
     if (!pr_id_is_valid(who[k], len)) continue;
     const char *s = arena_dup(&rd->a, who[k], len);
-    fo_strmap_put(&once, s, len, 0, &added);
+    fo_strmap_put(once, s, len, 0, &added);
     if (added) strlist_push(&rd->cand[i], &cap, s);
   }
-  fo_strmap_free(&once);
+  if (once->cap > 4096) fo_strmap_free(once); /* do not clear a huge table per item */
 }
 
 static void on_watchers(const pr_store_list *lists, size_t n, int err, void *arg) {
@@ -362,11 +387,18 @@ static void start_round(fanout_resolver *rs) {
   uv_timer_stop(&rs->timer);
   round *rd = pr_calloc(1, sizeof(*rd));
   rd->rs = rs;
-  rd->items = rs->pending;
+  /* The round takes a copy of the used part of pending; pending (allocated
+   * once, batch_max items) stays with the batcher, its `to` lists now the
+   * round's. */
   rd->n = rs->npending;
+  rd->items = pr_malloc(rd->n * sizeof(item));
+  memcpy(rd->items, rs->pending, rd->n * sizeof(item));
+  for (size_t i = 0; i < rd->n; i++) {
+    rs->pending[i].to = NULL;
+    rs->pending[i].nto = 0;
+  }
   rd->cand = pr_calloc(rd->n, sizeof(*rd->cand));
   fo_strmap_init(&rd->umap);
-  rs->pending = pr_calloc(rs->max, sizeof(item));
   rs->npending = 0;
   fo_strmap_clear(&rs->coalesce);
   rs->rounds++;
@@ -423,6 +455,7 @@ fanout_resolver *fanout_resolver_new(fanout_app *app) {
   rs->max = (size_t)app->cfg.batch_max;
   rs->pending = pr_calloc(rs->max, sizeof(item));
   fo_strmap_init(&rs->coalesce);
+  fo_strmap_init(&rs->once);
   uv_timer_init(app->loop, &rs->timer);
   rs->timer.data = rs;
   return rs;
@@ -434,6 +467,7 @@ static void on_closed(uv_handle_t *h) {
     item_clear(&rs->pending[i]);
   pr_free(rs->pending);
   fo_strmap_free(&rs->coalesce);
+  fo_strmap_free(&rs->once);
   for (size_t i = 0; i < rs->captouched; i++)
     pr_free(rs->touched[i].r);
   pr_free(rs->touched);
