@@ -184,7 +184,8 @@ int pr_ws_conn_is_open(const pr_ws_conn *c);
 size_t pr_ws_conn_outbound(const pr_ws_conn *c);
 
 /* User-space bytes an idle connection holds: sizeof(pr_ws_conn) +
- * sizeof(uv_tcp_t) (allocator overhead not included). For capacity plans. */
+ * sizeof(uv_tcp_t) + its slot in the loop's timer heap (allocator overhead
+ * not included). For capacity plans. */
 size_t pr_ws_conn_idle_bytes(void);
 
 /* Process-wide counters (all loops). */

@@ -43,55 +43,77 @@ void pr_ws_get_stats(pr_ws_stats *out) {
   out->conns_open = STAT_GET(st_open);
 }
 
-/* ---- one read buffer per loop ----------------------------------------------
+/* ---- per-loop state: the read buffer and the timers -----------------------
  * libuv calls alloc then read for one stream at a time on a loop, and a read
  * callback consumes the whole buffer (keeping only an incomplete frame), so one
- * buffer serves every connection of the loop. Loops may run in several
- * threads, hence the lock around the (short) list. */
+ * buffer serves every connection of the loop.
+ *
+ * Timers (leftover kick, idle timeout, close timeout) are one uv_timer_t per
+ * loop and a binary min-heap of the connections that wait for a deadline: a
+ * uv_timer_t is 152 bytes, more than the rest of an idle connection, while a
+ * heap slot is one pointer. Loops may run in several threads, hence the lock
+ * around the (short) list; each loop's state is used by its own thread only. */
 
-typedef struct rbuf {
+typedef struct lctx {
   uv_loop_t *loop;
   size_t refs;
-  struct rbuf *next;
+  struct lctx *next;
+  uv_timer_t timer;
+  uint64_t armed;    /* the deadline the uv timer is set for; UINT64_MAX: stopped */
+  pr_ws_conn **heap; /* heap[0] has the earliest deadline */
+  uint32_t n, cap;
   char data[READ_BUF_SIZE];
-} rbuf;
+} lctx;
 
-static uv_once_t rb_once = UV_ONCE_INIT;
-static uv_mutex_t rb_mu;
-static rbuf *rb_list;
+static uv_once_t lc_once = UV_ONCE_INIT;
+static uv_mutex_t lc_mu;
+static lctx *lc_list;
 
-static void rb_init(void) {
-  if (uv_mutex_init(&rb_mu) != 0) abort();
+static void lc_init(void) {
+  if (uv_mutex_init(&lc_mu) != 0) abort();
 }
 
-static rbuf *rbuf_acquire(uv_loop_t *loop) {
-  uv_once(&rb_once, rb_init);
-  uv_mutex_lock(&rb_mu);
-  rbuf *b = rb_list;
-  while (b && b->loop != loop)
-    b = b->next;
-  if (!b) {
-    b = pr_malloc(sizeof(*b));
-    b->loop = loop;
-    b->refs = 0;
-    b->next = rb_list;
-    rb_list = b;
+static void lctx_on_timer(uv_timer_t *t);
+
+static lctx *lctx_acquire(uv_loop_t *loop) {
+  uv_once(&lc_once, lc_init);
+  uv_mutex_lock(&lc_mu);
+  lctx *l = lc_list;
+  while (l && l->loop != loop)
+    l = l->next;
+  if (!l) {
+    l = pr_calloc(1, sizeof(*l));
+    l->loop = loop;
+    l->armed = UINT64_MAX;
+    uv_timer_init(loop, &l->timer);
+    l->timer.data = l;
+    l->next = lc_list;
+    lc_list = l;
   }
-  b->refs++;
-  uv_mutex_unlock(&rb_mu);
-  return b;
+  l->refs++;
+  uv_mutex_unlock(&lc_mu);
+  return l;
 }
 
-static void rbuf_release(rbuf *b) {
-  uv_mutex_lock(&rb_mu);
-  if (--b->refs == 0) {
-    rbuf **pp = &rb_list;
-    while (*pp != b)
+static void lctx_free(uv_handle_t *h) { pr_free(h->data); }
+
+/* From the loop's thread (a close callback), after the last connection. */
+static void lctx_release(lctx *l) {
+  uv_mutex_lock(&lc_mu);
+  int last = --l->refs == 0;
+  if (last) {
+    lctx **pp = &lc_list;
+    while (*pp != l)
       pp = &(*pp)->next;
-    *pp = b->next;
-    pr_free(b);
+    *pp = l->next;
   }
-  uv_mutex_unlock(&rb_mu);
+  uv_mutex_unlock(&lc_mu);
+  if (!last) return;
+  pr_free(l->heap);
+  l->heap = NULL;
+  /* A loop torn down with uv_walk may have closed the timer already (without
+   * our callback): then the memory stays, as the connections' would. */
+  if (!uv_is_closing((uv_handle_t *)&l->timer)) uv_close((uv_handle_t *)&l->timer, lctx_free);
 }
 
 /* ---- the connection ---------------------------------------------------- */
@@ -113,29 +135,129 @@ typedef struct frag {
   char data[];
 } frag;
 
+/* One incomplete frame (or the upgrade leftover until kicked). */
+typedef struct part {
+  uint32_t len, cap;
+  uint8_t data[];
+} part;
+
+/* Every byte here is paid once per idle connection (see pr_ws_conn_idle_bytes):
+ * 104 bytes, a 112-byte malloc chunk. */
 struct pr_ws_conn {
-  uv_timer_t timer; /* leftover kick, idle timeout, close timeout */
   uv_tcp_t *tcp;
   const pr_ws_handlers *h;
   void *user;
-  rbuf *rb;
-  uint8_t *part; /* one incomplete frame (or the upgrade leftover until kicked) */
+  lctx *lc;
+  part *part;
   frag *frag;
   wbuf *wr_inflight, *wr_pending;
   uint64_t last_rx; /* uv_now() of the last frame received */
-  uint32_t part_len, part_cap;
+  uint64_t due;     /* uv_now() deadline of the timer, while in the heap */
   uint32_t max_msg, max_out, idle_ms, close_ms;
+  uint32_t hslot; /* index in lc->heap + 1; 0: no timer running */
   uint16_t close_code;
   uint8_t state;
-  uint8_t handles;  /* handles still to close before the conn is freed */
   uint8_t kick : 1; /* `part` holds the unprocessed upgrade leftover */
   uint8_t shut : 1; /* uv_shutdown requested */
 };
 
-size_t pr_ws_conn_idle_bytes(void) { return sizeof(pr_ws_conn) + sizeof(uv_tcp_t); }
+size_t pr_ws_conn_idle_bytes(void) {
+  return sizeof(pr_ws_conn) + sizeof(uv_tcp_t) + sizeof(pr_ws_conn *); /* + its heap slot */
+}
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(pr_ws_conn *c);
 static void teardown(pr_ws_conn *c, int code);
+
+/* ---- timers: the loop's heap ----------------------------------------------- */
+
+static void heap_set(lctx *l, uint32_t i, pr_ws_conn *c) {
+  l->heap[i] = c;
+  c->hslot = i + 1;
+}
+
+static void heap_up(lctx *l, uint32_t i) {
+  pr_ws_conn *c = l->heap[i];
+  while (i > 0) {
+    uint32_t p = (i - 1) / 2;
+    if (l->heap[p]->due <= c->due) break;
+    heap_set(l, i, l->heap[p]);
+    i = p;
+  }
+  heap_set(l, i, c);
+}
+
+static void heap_down(lctx *l, uint32_t i) {
+  pr_ws_conn *c = l->heap[i];
+  for (;;) {
+    uint32_t k = 2 * i + 1;
+    if (k >= l->n) break;
+    if (k + 1 < l->n && l->heap[k + 1]->due < l->heap[k]->due) k++;
+    if (c->due <= l->heap[k]->due) break;
+    heap_set(l, i, l->heap[k]);
+    i = k;
+  }
+  heap_set(l, i, c);
+}
+
+static void heap_remove(lctx *l, pr_ws_conn *c) {
+  uint32_t i = c->hslot - 1;
+  c->hslot = 0;
+  pr_ws_conn *last = l->heap[--l->n];
+  if (i == l->n) return;
+  heap_set(l, i, last);
+  if (i > 0 && l->heap[(i - 1) / 2]->due > last->due)
+    heap_up(l, i);
+  else
+    heap_down(l, i);
+}
+
+/* Sets the loop's timer for the earliest deadline. */
+static void lctx_arm(lctx *l) {
+  if (l->n == 0) {
+    if (l->armed != UINT64_MAX) uv_timer_stop(&l->timer);
+    l->armed = UINT64_MAX;
+    return;
+  }
+  uint64_t due = l->heap[0]->due;
+  if (due == l->armed) return;
+  uint64_t now = uv_now(l->loop);
+  l->armed = due;
+  uv_timer_start(&l->timer, lctx_on_timer, due > now ? due - now : 0, 0);
+}
+
+static void timer_stop(pr_ws_conn *c) {
+  if (!c->hslot) return;
+  heap_remove(c->lc, c);
+  lctx_arm(c->lc);
+}
+
+/* (Re)starts c's one timer: on_timer(c) runs `ms` from now (never once c is
+ * closed: the heap must not hold a conn that is being freed). */
+static void timer_start(pr_ws_conn *c, uint64_t ms) {
+  lctx *l = c->lc;
+  if (c->state == ST_CLOSED) return;
+  if (c->hslot) heap_remove(l, c);
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 64;
+    l->heap = pr_realloc(l->heap, l->cap * sizeof(*l->heap));
+  }
+  c->due = uv_now(l->loop) + ms;
+  l->heap[l->n] = c;
+  heap_up(l, l->n++);
+  lctx_arm(l);
+}
+
+static void lctx_on_timer(uv_timer_t *t) {
+  lctx *l = t->data;
+  uint64_t now = uv_now(l->loop);
+  l->armed = UINT64_MAX; /* a one-shot timer that fired is stopped */
+  while (l->n > 0 && l->heap[0]->due <= now) {
+    pr_ws_conn *c = l->heap[0];
+    heap_remove(l, c);
+    on_timer(c); /* may restart c's timer (for later) or close c */
+  }
+  lctx_arm(l);
+}
 
 static size_t outbound(const pr_ws_conn *c) {
   return (c->wr_inflight ? c->wr_inflight->len : 0) + (c->wr_pending ? c->wr_pending->len : 0);
@@ -247,12 +369,11 @@ static int send_frame(pr_ws_conn *c, int opcode, const void *data, size_t len, i
 
 static void on_handle_closed(uv_handle_t *h) {
   pr_ws_conn *c = h->data;
-  if (--c->handles > 0) return;
   if (c->h->on_close) c->h->on_close(c, c->close_code, c->user);
   pr_free(c->part);
   pr_free(c->frag);
   pr_free(c->wr_pending);
-  rbuf_release(c->rb);
+  lctx_release(c->lc);
   pr_free(c->tcp);
   STAT_SUB(st_open, 1);
   pr_free(c);
@@ -263,8 +384,8 @@ static void on_handle_closed(uv_handle_t *h) {
 static void teardown(pr_ws_conn *c, int code) {
   if (c->state == ST_CLOSED) return;
   if (!c->close_code) c->close_code = (uint16_t)code;
+  timer_stop(c);
   c->state = ST_CLOSED;
-  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   uv_close((uv_handle_t *)c->tcp, on_handle_closed);
 }
 
@@ -287,7 +408,7 @@ static void maybe_shutdown(pr_ws_conn *c) {
 
 static void enter_drain(pr_ws_conn *c) {
   c->state = ST_DRAIN;
-  uv_timer_start(&c->timer, on_timer, c->close_ms, 0);
+  timer_start(c, c->close_ms);
   maybe_shutdown(c);
 }
 
@@ -306,7 +427,7 @@ static int send_close(pr_ws_conn *c, int code, const char *reason) {
 static void start_close(pr_ws_conn *c, int code, const char *reason) {
   if (send_close(c, code, reason) < 0) return;
   c->state = ST_CLOSE_SENT;
-  uv_timer_start(&c->timer, on_timer, c->close_ms, 0);
+  timer_start(c, c->close_ms);
 }
 
 /* The peer broke the protocol or a limit: close with `code`, then drain. */
@@ -452,10 +573,10 @@ static void handle_frame(pr_ws_conn *c, const pr_ws_frame *f, uint8_t *payload) 
 /* Keeps an incomplete frame's n bytes, with room for `want` in all. */
 static void part_keep(pr_ws_conn *c, const uint8_t *p, size_t n, size_t want) {
   size_t cap = want > n ? want : n;
-  c->part = pr_malloc(cap);
-  memcpy(c->part, p, n);
-  c->part_len = (uint32_t)n;
-  c->part_cap = (uint32_t)cap;
+  c->part = pr_malloc(sizeof(part) + cap);
+  memcpy(c->part->data, p, n);
+  c->part->len = (uint32_t)n;
+  c->part->cap = (uint32_t)cap;
 }
 
 /* Parses a header and applies the rules; 0, PR_ETRUNC or a close code > 0
@@ -495,54 +616,51 @@ static void input_span(pr_ws_conn *c, uint8_t *p, size_t n) {
 /* New bytes from the socket: first complete the frame in part (copying only
  * what it needs), then work on the rest in place. */
 static void on_input(pr_ws_conn *c, uint8_t *p, size_t n) {
-  while (c->part_len > 0 && n > 0 && input_open(c)) {
+  while (c->part && n > 0 && input_open(c)) {
     pr_ws_frame f;
-    int rc = parse_checked(c, c->part, c->part_len, &f);
+    int rc = parse_checked(c, c->part->data, c->part->len, &f);
     size_t want;
     if (rc == PR_ETRUNC) {
-      want = pr_ws_header_len(c->part, c->part_len);
+      want = pr_ws_header_len(c->part->data, c->part->len);
     } else if (rc > 0) {
       conn_fail(c, rc, rc == PR_WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
       return;
     } else {
       want = f.header_len + (size_t)f.payload_len;
     }
-    size_t take = want - c->part_len;
+    size_t take = want - c->part->len;
     if (take > n) take = n;
-    if (want > c->part_cap) {
-      c->part = pr_realloc(c->part, want);
-      c->part_cap = (uint32_t)want;
+    if (want > c->part->cap) {
+      c->part = pr_realloc(c->part, sizeof(part) + want);
+      c->part->cap = (uint32_t)want;
     }
-    memcpy(c->part + c->part_len, p, take);
-    c->part_len += (uint32_t)take;
+    memcpy(c->part->data + c->part->len, p, take);
+    c->part->len += (uint32_t)take;
     p += take;
     n -= take;
-    if (rc == 0 && c->part_len == want) {
-      uint8_t *buf = c->part;
+    if (rc == 0 && c->part->len == want) {
+      part *buf = c->part;
       c->part = NULL;
-      c->part_len = c->part_cap = 0;
-      handle_frame(c, &f, buf + f.header_len);
+      handle_frame(c, &f, buf->data + f.header_len);
       pr_free(buf);
     }
   }
-  if (c->part_len == 0) input_span(c, p, n);
+  if (!c->part) input_span(c, p, n);
 }
 
 /* Processes the upgrade leftover (it may hold several frames). */
 static void kick_leftover(pr_ws_conn *c) {
   if (!c->kick) return;
   c->kick = 0;
-  uint8_t *buf = c->part;
-  size_t n = c->part_len;
+  part *buf = c->part;
   c->part = NULL;
-  c->part_len = c->part_cap = 0;
-  input_span(c, buf, n);
+  input_span(c, buf->data, buf->len);
   pr_free(buf);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   pr_ws_conn *c = h->data;
-  *buf = uv_buf_init(c->rb->data, READ_BUF_SIZE);
+  *buf = uv_buf_init(c->lc->data, READ_BUF_SIZE);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -566,13 +684,12 @@ static void arm_idle(pr_ws_conn *c) {
     start_close(c, PR_WS_CLOSE_GOING_AWAY, "idle timeout");
     return;
   }
-  uv_timer_start(&c->timer, on_timer, c->idle_ms - idle, 0);
+  timer_start(c, c->idle_ms - idle);
 }
 
 /* Frames do not touch the timer (no heap work per frame): when it fires, it
  * re-arms for what is left of the idle period since the last frame. */
-static void on_timer(uv_timer_t *t) {
-  pr_ws_conn *c = t->data;
+static void on_timer(pr_ws_conn *c) {
   switch (c->state) {
   case ST_OPEN:
     kick_leftover(c);
@@ -628,12 +745,9 @@ int pr_ws_conn_start(uv_loop_t *loop, uv_tcp_t *tcp, const char *accept_key,
   c->idle_ms = opts ? opts->idle_timeout_ms : 0;
   c->close_ms = opts && opts->close_timeout_ms ? opts->close_timeout_ms : DEF_CLOSE_MS;
   c->state = ST_OPEN;
-  c->handles = 2;
-  c->rb = rbuf_acquire(loop);
+  c->lc = lctx_acquire(loop);
   c->last_rx = uv_now(loop);
   tcp->data = c;
-  uv_timer_init(loop, &c->timer);
-  c->timer.data = c;
   STAT_ADD(st_open, 1);
   *out = c;
 
@@ -656,7 +770,7 @@ int pr_ws_conn_start(uv_loop_t *loop, uv_tcp_t *tcp, const char *accept_key,
     /* Processed from the loop, so no callback runs before this call returns. */
     part_keep(c, (const uint8_t *)leftover, leftover_len, leftover_len);
     c->kick = 1;
-    uv_timer_start(&c->timer, on_timer, 0, 0);
+    timer_start(c, 0);
   } else {
     arm_idle(c);
   }

@@ -123,7 +123,7 @@ static void snapshot_send(recv_conn *c, const pr_presence *users, size_t n) {
 }
 
 static void snapshot_fail(recv_conn *c, int err) {
-  pr_log_warn("receive", "snapshot failed", "user=%s err=\"%s\"", c->user ? c->user->id : "-",
+  pr_log_warn("receive", "snapshot failed", "user=%s err=\"%s\"", c->dev ? c->dev->user->id : "-",
               pr_strerror(err));
   recv_conn_close(c, 1011, "snapshot unavailable, reconnect");
 }
@@ -141,7 +141,7 @@ static void read_cb(const pr_presence *users, size_t n, int err, void *arg) {
 
 static void watchable_cb(const char *const *ids, size_t n, int err, void *arg) {
   recv_conn *c = arg;
-  if (!recv_conn_is_open(c) || !c->user) goto done;
+  if (!recv_conn_is_open(c) || !c->dev) goto done;
   if (err) {
     snapshot_fail(c, err);
     goto done;
@@ -151,7 +151,7 @@ static void watchable_cb(const char *const *ids, size_t n, int err, void *arg) {
     goto done;
   }
   /* the caller reads itself as invisible; here it is never among the ids */
-  int rc = pr_store_read(c->app->store, c->user->id, (const char **)ids, n, read_cb, c);
+  int rc = pr_store_read(c->app->store, c->dev->user->id, (const char **)ids, n, read_cb, c);
   if (rc == 0) return; /* read_cb releases */
   snapshot_fail(c, rc);
 done:
@@ -165,7 +165,7 @@ static void snapshot_start(recv_conn *c) {
   }
   c->snapshot_pending = 1;
   recv_conn_hold(c);
-  int rc = pr_graph_watchable(c->app->store, c->user->id, watchable_cb, c);
+  int rc = pr_graph_watchable(c->app->store, c->dev->user->id, watchable_cb, c);
   if (rc != 0) {
     recv_conn_release(c);
     snapshot_fail(c, rc);
@@ -230,7 +230,7 @@ static void on_close(pr_ws_conn *ws, int code, void *user) {
   c->ws = NULL;
   c->closed = 1;
   if (c->counted) app->conns_open--;
-  if (c->user && !app->finished) recv_registry_detach(app->reg, c);
+  if (c->dev && !app->finished) recv_registry_detach(app->reg, c);
   pr_free(c->held);
   c->held = NULL;
   if (c->refs == 0) conn_free(c);

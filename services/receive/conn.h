@@ -27,8 +27,7 @@ typedef struct recv_held recv_held;
 typedef struct recv_conn {
   pr_ws_conn *ws; /* NULL once the socket closed */
   recv_app *app;
-  recv_user *user; /* set while attached to the registry */
-  recv_dev *dev;
+  recv_dev *dev;                   /* set while attached (dev->user: its user) */
   struct recv_conn *uprev, *unext; /* the user's connections on this instance */
   recv_held *held;                 /* updates held while the snapshot is pending */
   uint32_t tokens_milli;           /* rate limit bucket, in thousandths of a frame */

@@ -52,7 +52,7 @@ static void on_status(recv_conn *c, json_t *msg) {
     return;
   }
   recv_conn_hold(c);
-  int rc = pr_store_conn_set(c->app->store, c->user->id, c->dev->id, c->app->instance, status,
+  int rc = pr_store_conn_set(c->app->store, c->dev->user->id, c->dev->id, c->app->instance, status,
                              status_cb, c);
   if (rc != 0) status_cb(NULL, rc, c);
 }
@@ -130,8 +130,8 @@ static void members_cb(const char *const *members, size_t n, const char *next, i
     group_read_cb(NULL, 0, 0, g);
     return;
   } else
-    rc = pr_store_read(app->store, g->c->user->id, (const char **)g->members, g->n, group_read_cb,
-                       g);
+    rc = pr_store_read(app->store, g->c->dev->user->id, (const char **)g->members, g->n,
+                       group_read_cb, g);
   if (rc != 0) group_fail(g, rc);
 }
 
@@ -170,7 +170,7 @@ static void on_subscribe(recv_conn *c, json_t *msg) {
   snprintf(g->group, sizeof(g->group), "%s", group);
   char key[PR_ID_MAX + 4];
   snprintf(key, sizeof(key), "gm:%s", group);
-  const char *argv[] = {"SISMEMBER", key, c->user->id};
+  const char *argv[] = {"SISMEMBER", key, c->dev->user->id};
   int rc = pr_redis_cmdargv(c->app->redis, ismember_cb, g, 3, argv, NULL);
   if (rc != 0) group_fail(g, rc);
 }
@@ -210,15 +210,15 @@ static void on_heartbeat(recv_conn *c, json_t *msg) {
     return;
   }
   recv_conn_hold(c);
-  int rc = pr_store_conn_heartbeat(c->app->store, c->user->id, c->dev->id, c->app->instance, ids, n,
-                                   status_cb, c);
+  int rc = pr_store_conn_heartbeat(c->app->store, c->dev->user->id, c->dev->id, c->app->instance,
+                                   ids, n, status_cb, c);
   if (rc != 0) status_cb(NULL, rc, c);
 }
 
 /* ---- dispatch --------------------------------------------------------------- */
 
 void recv_frames_handle(recv_conn *c, const char *data, size_t len) {
-  if (!c->user) return;
+  if (!c->dev) return;
   json_error_t jerr;
   json_t *msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!msg || !json_is_object(msg)) {

@@ -64,7 +64,6 @@ static recv_user *user_get(recv_registry *reg, const char *user) {
   if (u) return u;
   if (reg->nusers >= reg->nbuckets) table_grow(reg);
   u = pr_calloc(1, sizeof(*u) + len + 1);
-  u->reg = reg;
   u->hash = hash_of(user, len);
   u->len = (uint8_t)len;
   memcpy(u->id, user, len + 1);
@@ -223,9 +222,17 @@ static uint64_t retry_ms(const recv_registry *reg) {
   return grace ? grace : LEAVE_RETRY_MS;
 }
 
+/* A removal in flight (allocated only then: idle records carry no registry pointer). */
+typedef struct {
+  recv_registry *reg;
+  recv_dev *dev;
+} removal;
+
 static void conn_del_cb(const pr_store_update *res, int err, void *arg) {
-  recv_dev *d = arg;
-  recv_registry *reg = d->user->reg;
+  removal *x = arg;
+  recv_registry *reg = x->reg;
+  recv_dev *d = x->dev;
+  pr_free(x);
   d->deleting--;
   if (reg->closed) return; /* teardown frees every device */
   if (err) {
@@ -238,8 +245,11 @@ static void conn_del_cb(const pr_store_update *res, int err, void *arg) {
 
 static void leave_now(recv_registry *reg, recv_dev *d) {
   recv_app *app = reg->app;
-  int rc = pr_store_conn_del(app->store, d->user->id, d->id, app->instance, conn_del_cb, d);
+  removal *x = pr_malloc(sizeof(*x));
+  *x = (removal){reg, d};
+  int rc = pr_store_conn_del(app->store, d->user->id, d->id, app->instance, conn_del_cb, x);
   if (rc != 0) {
+    pr_free(x);
     note_failure(reg, "conn_del", rc);
     leave_schedule(reg, d, retry_ms(reg));
     return;
@@ -304,7 +314,6 @@ void recv_registry_attach(recv_registry *reg, recv_conn *c, const char *user, co
   recv_dev *d = dev_get(reg, u, device);
   if (d->in_leave) leave_unlink(reg, d); /* came back within the grace: no offline */
   d->nconns++;
-  c->user = u;
   c->dev = d;
   c->uprev = NULL;
   c->unext = u->conns;
@@ -314,15 +323,14 @@ void recv_registry_attach(recv_registry *reg, recv_conn *c, const char *user, co
 }
 
 void recv_registry_detach(recv_registry *reg, recv_conn *c) {
-  recv_user *u = c->user;
   recv_dev *d = c->dev;
-  if (!u) return;
+  if (!d) return;
+  recv_user *u = d->user;
   if (c->uprev)
     c->uprev->unext = c->unext;
   else
     u->conns = c->unext;
   if (c->unext) c->unext->uprev = c->uprev;
-  c->user = NULL;
   c->dev = NULL;
   c->uprev = c->unext = NULL;
   if (--d->nconns == 0 && !reg->app->draining && !reg->closed) {

@@ -21,7 +21,6 @@ struct recv_user {
   struct recv_user *hnext; /* hash chain */
   recv_conn *conns;        /* open connections of this user here */
   recv_dev *devs;
-  recv_registry *reg;
   uint32_t hash;
   uint8_t len;
   char id[]; /* NUL-terminated */
