@@ -210,12 +210,14 @@ local function rec_settle(rec, now, dl_key, chan, ls_offline, quiet)
     end
   end
   if changed then
-    -- chg:{pN}: user -> ms of its last visible change, kept for 120 s, so that a
-    -- fanout worker taking the partition over re-delivers what was published
-    -- while nobody listened. The name carries dl's tag: same slot.
+    -- chg:{pN}: user -> ms of its last visible change, so that a fanout
+    -- worker taking the partition over re-delivers what was published while
+    -- nobody listened. One entry per user: bounded by the partition's users.
+    -- Not trimmed here: the partition's owner removes what it has delivered
+    -- (services/fanout/changes.c), however long fanout was away.
+    -- The name carries dl's tag: same slot.
     local chg = 'chg:' .. string.match(dl_key, '{[^}]*}')
     redis.call('ZADD', chg, now, rec.user)
-    redis.call('ZREMRANGEBYSCORE', chg, '-inf', now - 120000)
   end
   if changed and not quiet then rec_publish(rec, chan, 1, now) end
   return changed

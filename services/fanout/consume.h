@@ -2,11 +2,10 @@
  * SUBSCRIBE ev:{pN} for every owned partition (and, with --offline keyspace,
  * the expired-key pattern); events are decoded and handed to the resolver.
  * Nothing is lost across a takeover or a reconnect of the subscriber: after
- * subscribing, the users changed in chg:{pN} in the last (owner lease + 2 s)
- * are read again and delivered as transitions (receivers drop what is not
- * newer).
+ * subscribing, the partition's chg:{pN} is read again (changes.h) and its
+ * users delivered as transitions (receivers drop what is not newer).
  *
- * Ownership: the consumer is the app's; it uses app->sub and app->redis. */
+ * Ownership: the consumer is the app's; it uses app->sub and app->changes. */
 #ifndef FANOUT_CONSUME_H
 #define FANOUT_CONSUME_H
 

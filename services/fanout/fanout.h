@@ -1,7 +1,8 @@
 /* fanout.h: the state of one presence-fanout process (the task runner),
  * shared by its modules: who owns which partitions (owner.c), the pub/sub
- * consumer (consume.c), the batcher and resolver (resolve.c), the nng peers
- * (peers.c), the sweeper (sweeper.c) and the dead-instance cleaner (instances.c).
+ * consumer (consume.c), the catch-up and trim of chg:{pN} (changes.c), the
+ * batcher and resolver (resolve.c), the nng peers (peers.c), the sweeper
+ * (sweeper.c) and the dead-instance cleaner (instances.c).
  *
  * Ownership: main.c creates and frees everything here; every module keeps a
  * pointer to the app and frees only what it created. Single-threaded: all of
@@ -41,16 +42,17 @@ typedef struct {
 /* Why something meant for a client was not sent (presence_fanout_drops_total). */
 enum {
   FANOUT_DROP_SEND_FULL,   /* nng send buffer full (NNG_EAGAIN): the batch is dropped */
+  FANOUT_DROP_DIAL_FAILED, /* the instance's socket could not be opened or dialled */
   FANOUT_DROP_NO_INSTANCE, /* a route names an instance with no lease */
-  FANOUT_DROP_OVERLOAD,    /* the batcher was full while Redis lagged */
-  FANOUT_DROP_REDIS,       /* graph or route reads failed */
+  FANOUT_DROP_OVERLOAD,    /* the batcher was full while Redis lagged (caught up again) */
+  FANOUT_DROP_REDIS,       /* graph or route reads failed (caught up again from chg:{pN}) */
   FANOUT_DROP_BAD_EVENT,   /* an event that did not decode */
   FANOUT_DROP_COUNT,
 };
 
 typedef struct {
   pr_counter *events_in;  /* events taken from owned partitions (catch-up included) */
-  pr_counter *catchup;    /* of which re-read from chg:{pN} after a takeover or reconnect */
+  pr_counter *catchup;    /* of which re-read from chg:{pN} (takeover, reconnect, failed round) */
   pr_counter *deliveries; /* deliveries sent to receive instances */
   pr_counter *batches;    /* nng messages sent */
   pr_counter *sweeps;     /* sweep script calls */
@@ -64,6 +66,7 @@ typedef struct {
 
 typedef struct fanout_owner fanout_owner;
 typedef struct fanout_consumer fanout_consumer;
+typedef struct fanout_changes fanout_changes;
 typedef struct fanout_resolver fanout_resolver;
 typedef struct fanout_peers fanout_peers;
 typedef struct fanout_sweeper fanout_sweeper;
@@ -84,6 +87,7 @@ typedef struct fanout_app {
   fanout_metrics m;
   fanout_owner *owner;
   fanout_consumer *consumer;
+  fanout_changes *changes;
   fanout_resolver *resolver;
   fanout_peers *peers;
   fanout_sweeper *sweeper;

@@ -10,6 +10,31 @@
 #include <string.h>
 
 #define CLEAN_CHUNK 1000 /* conn_del calls in flight per cleanup */
+#define LOCK_PX     "30000"
+
+/* The end of a cleanup. KEYS: inst:<id>, ic:<id>, insts, cl:<id>; ARGV: id,
+ * worker. Forgets the instance only if it has not registered again meanwhile
+ * (its new devices are in ic:<id>, and insts must keep it), then releases
+ * the lock if it is still ours. Replies 1 if the instance was forgotten.
+ * (The keys carry no common hash tag: on a Redis Cluster this needs them in
+ * one slot, like the graph's MULTI; see docs/data-model.md.) */
+static pr_redis_script finish_script = {
+    .name = "fanout_clean_finish",
+    .body = "local done = 0\n"
+            "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+            "  redis.call('DEL', KEYS[2])\n"
+            "  redis.call('SREM', KEYS[3], ARGV[1])\n"
+            "  done = 1\n"
+            "end\n"
+            "if redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end\n"
+            "return done\n",
+};
+/* cl:<id>: delete only if it is still ours. */
+static pr_redis_script unlock_script = {
+    .name = "fanout_clean_unlock",
+    .body = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+            "return 0\n",
+};
 
 struct fanout_instances {
   fanout_app *app;
@@ -39,12 +64,31 @@ static void cleanup_free(cleanup *cl) {
   pr_free(cl);
 }
 
+static void on_unlocked(pr_redis *r, redisReply *reply, int err, void *arg) {}
+
+/* A failed cleanup gives the lock back at once, so that the next check
+ * (--instance-check-ms) retries it, well within the lease ttl + 2 s bound. */
+static void unlock(cleanup *cl) {
+  char lock[PR_ID_MAX + 8];
+  snprintf(lock, sizeof(lock), "cl:%s", cl->id);
+  const char *keys[] = {lock}, *args[] = {cl->app->worker};
+  pr_redis_script(cl->app->redis, &unlock_script, on_unlocked, NULL, 1, keys, 1, args);
+}
+
 static void on_finished(pr_redis *r, redisReply *reply, int err, void *arg) {
   cleanup *cl = arg;
-  if (--cl->wait > 0) return;
-  if (!cl->err && !err && !cl->app->finished) {
-    pr_counter_inc(cl->app->m.cleaned);
-    pr_log_info("instances", "dead instance cleaned", "instance=%s devices=%zu", cl->id, cl->n);
+  if (!cl->app->finished) {
+    if (err || reply->type != REDIS_REPLY_INTEGER) {
+      pr_log_warn("instances", "cleanup not finished; retried at the next check",
+                  "instance=%s err=%s", cl->id, pr_strerror(err ? err : PR_EPROTO));
+      unlock(cl);
+    } else if (reply->integer == 1) {
+      pr_counter_inc(cl->app->m.cleaned);
+      pr_log_info("instances", "dead instance cleaned", "instance=%s devices=%zu", cl->id, cl->n);
+    } else {
+      pr_log_info("instances", "instance registered again during its cleanup: kept",
+                  "instance=%s devices=%zu", cl->id, cl->n);
+    }
   }
   cleanup_free(cl);
 }
@@ -52,19 +96,21 @@ static void on_finished(pr_redis *r, redisReply *reply, int err, void *arg) {
 static void clean_finish(cleanup *cl) {
   fanout_app *app = cl->app;
   if (cl->err) {
-    pr_log_warn("instances", "cleanup incomplete; retried after the lock expires",
-                "instance=%s err=%s", cl->id, pr_strerror(cl->err));
+    pr_log_warn("instances", "cleanup incomplete; retried at the next check", "instance=%s err=%s",
+                cl->id, pr_strerror(cl->err));
+    if (!app->finished) unlock(cl);
     cleanup_free(cl);
     return;
   }
-  char ic[PR_ID_MAX + 8];
+  char inst[PR_ID_MAX + 8], ic[PR_ID_MAX + 8], lock[PR_ID_MAX + 8];
+  snprintf(inst, sizeof(inst), "inst:%s", cl->id);
   snprintf(ic, sizeof(ic), "ic:%s", cl->id);
-  const char *del[] = {"DEL", ic}, *srem[] = {"SREM", "insts", cl->id};
-  cl->wait = 0;
-  if (pr_redis_cmdargv(app->redis, on_finished, cl, 2, del, NULL) == 0) cl->wait++;
-  if (pr_redis_cmdargv(app->redis, on_finished, cl, 3, srem, NULL) == 0) cl->wait++;
-  if (cl->wait < 2) cl->err = PR_EUNAVAIL;
-  if (cl->wait == 0) cleanup_free(cl);
+  snprintf(lock, sizeof(lock), "cl:%s", cl->id);
+  const char *keys[] = {inst, ic, "insts", lock}, *args[] = {cl->id, app->worker};
+  if (pr_redis_script(app->redis, &finish_script, on_finished, cl, 4, keys, 2, args) != 0) {
+    unlock(cl); /* most likely refused too (disconnected): the lock then expires */
+    cleanup_free(cl);
+  }
 }
 
 static void clean_chunk(cleanup *cl);
@@ -132,7 +178,10 @@ static void on_locked(pr_redis *r, redisReply *reply, int err, void *arg) {
   char ic[PR_ID_MAX + 8];
   snprintf(ic, sizeof(ic), "ic:%s", cl->id);
   const char *argv[] = {"SMEMBERS", ic};
-  if (pr_redis_cmdargv(cl->app->redis, on_members, cl, 2, argv, NULL)) cleanup_free(cl);
+  if (pr_redis_cmdargv(cl->app->redis, on_members, cl, 2, argv, NULL)) {
+    unlock(cl);
+    cleanup_free(cl);
+  }
 }
 
 static void clean(fanout_app *app, const char *id) {
@@ -141,7 +190,8 @@ static void clean(fanout_app *app, const char *id) {
   snprintf(cl->id, sizeof(cl->id), "%s", id);
   char lock[PR_ID_MAX + 8];
   snprintf(lock, sizeof(lock), "cl:%s", id);
-  const char *argv[] = {"SET", lock, app->worker, "NX", "PX", "30000"};
+  /* The PX only frees the lock of a worker that died while cleaning. */
+  const char *argv[] = {"SET", lock, app->worker, "NX", "PX", LOCK_PX};
   if (pr_redis_cmdargv(app->redis, on_locked, cl, 6, argv, NULL)) cleanup_free(cl);
 }
 

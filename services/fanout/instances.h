@@ -2,9 +2,11 @@
  * insts, then GET inst:<id> for each (pipelined). A live one is added to (or
  * kept in) the peers table with the address of its lease; a dead one is
  * cleaned by exactly one worker (SET cl:<id> NX PX 30000): conn_del for every
- * user/device in ic:<id> (pipelined, in chunks), then DEL ic:<id> and
- * SREM insts <id>. conn_del publishes only on a change, so each user gets one
- * offline event. A failed cleanup is retried when the lock expires.
+ * user/device in ic:<id> (pipelined, in chunks), then, in one script, DEL
+ * ic:<id> and SREM insts <id> unless inst:<id> exists again (the instance
+ * registered anew meanwhile). conn_del publishes only on a change, so each
+ * user gets one offline event. The lock is released (if still ours) when the
+ * cleanup ends, failed or not: a failed cleanup is retried at the next check.
  *
  * Ownership: the checker is the app's (fanout_instances_free). */
 #ifndef FANOUT_INSTANCES_H

@@ -5,6 +5,7 @@
 #include "fanout.h"
 
 #include "base.h"
+#include "changes.h"
 #include "consume.h"
 #include "http.h"
 #include "instances.h"
@@ -100,6 +101,7 @@ static void metrics_init(void) {
                                   "dead receive instances cleaned up", NULL);
   static const char *why[FANOUT_DROP_COUNT] = {
       [FANOUT_DROP_SEND_FULL] = "reason=\"send_full\"",
+      [FANOUT_DROP_DIAL_FAILED] = "reason=\"dial_failed\"",
       [FANOUT_DROP_NO_INSTANCE] = "reason=\"no_instance\"",
       [FANOUT_DROP_OVERLOAD] = "reason=\"overload\"",
       [FANOUT_DROP_REDIS] = "reason=\"redis\"",
@@ -147,6 +149,7 @@ static void shutdown_now(void) {
   pr_redis_free(app.redis);
   fanout_owner_free(app.owner);
   fanout_consumer_free(app.consumer);
+  fanout_changes_free(app.changes);
   fanout_resolver_free(app.resolver);
   fanout_sweeper_free(app.sweeper);
   fanout_instances_free(app.instances);
@@ -260,6 +263,8 @@ int main(int argc, char **argv) {
   metrics_init();
   app.peers = fanout_peers_new(&app);
   app.resolver = fanout_resolver_new(&app);
+  app.changes = fanout_changes_new(&app);
+  fanout_resolver_on_failed(app.resolver, fanout_changes_failed, app.changes);
   app.consumer = fanout_consumer_new(&app);
   pr_redis_on_state(app.sub, fanout_consumer_on_sub_state, app.consumer);
   if (app.keyspace) fanout_keyspace_subscribe(&app);

@@ -11,6 +11,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* When P is not a multiple of the live workers, some worker stays below
+ * ceil(P / workers) for good and each scan finds nothing free. After
+ * SCAN_EAGER such scans in a row, scan only every SCAN_BACKOFF ticks, until
+ * the set of live workers changes or a partition is lost (then at once). */
+#define SCAN_EAGER   3
+#define SCAN_BACKOFF 10
+
 /* wk: drop dead workers, register (or leave), count the live ones. */
 static pr_redis_script register_script = {
     .name = "fanout_register",
@@ -54,6 +61,8 @@ struct fanout_owner {
   unsigned count;
   unsigned live; /* live workers at the last registration */
   unsigned scan_wait;
+  unsigned idle_scans; /* scans in a row that found nothing free */
+  unsigned scan_skip;  /* ticks to let pass before the next scan */
   bool scanning, registered, releasing;
   unsigned release_wait;
   void (*done)(void *arg);
@@ -64,10 +73,13 @@ struct fanout_owner {
 
 static void set_gauge(fanout_owner *o) { pr_gauge_set(o->app->m.owned, (double)o->count); }
 
+static void scan_soon(fanout_owner *o) { o->idle_scans = o->scan_skip = 0; }
+
 static void drop(fanout_owner *o, unsigned p) {
   if (!o->owned[p]) return;
   o->owned[p] = 0;
   o->count--;
+  scan_soon(o);
   set_gauge(o);
   if (o->hooks.lost) o->hooks.lost(p, o->hooks.arg);
 }
@@ -167,12 +179,19 @@ static void scan_done(fanout_owner *o) {
   unsigned want = target(o) > o->count ? target(o) - o->count : 0;
   /* start at a place of our own so that workers starting together collide less */
   unsigned start = pr_crc16(o->app->worker, strlen(o->app->worker)) % o->P;
+  unsigned taken = 0;
   for (unsigned i = 0; i < o->P && want > 0; i++) {
     unsigned p = (start + i) % o->P;
     if (o->free_seen[p] && !o->owned[p] && !o->busy[p]) {
       take(o, p);
       want--;
+      taken++;
     }
+  }
+  if (taken > 0) {
+    o->idle_scans = 0;
+  } else if (++o->idle_scans >= SCAN_EAGER) {
+    o->scan_skip = SCAN_BACKOFF;
   }
 }
 
@@ -210,14 +229,20 @@ static void on_registered(pr_redis *r, redisReply *reply, int err, void *arg) {
   }
   if (!o->registered) pr_log_info("owner", "registered", "worker=%s", o->app->worker);
   o->registered = true;
-  o->live = reply->integer > 0 ? (unsigned)reply->integer : 1;
+  unsigned live = reply->integer > 0 ? (unsigned)reply->integer : 1;
+  if (live != o->live) scan_soon(o);
+  o->live = live;
   unsigned t = target(o);
   for (unsigned p = o->P; p-- > 0 && o->count > t;) {
     if (!o->owned[p]) continue;
     drop(o, p); /* stop processing first, then give it back */
     release_send(o, p, 1);
   }
-  if (o->count < t && !o->scanning) scan(o);
+  if (o->count >= t || o->scanning) return;
+  if (o->scan_skip > 0)
+    o->scan_skip--;
+  else
+    scan(o);
 }
 
 static void on_tick(uv_timer_t *t) {

@@ -1,7 +1,10 @@
 /* owner.h: which partitions this worker owns. Workers register in the zset
  * `wk` (worker id -> lease deadline); each takes leases own:{pN} (SET NX PX),
  * renews them only while they are still its own, and balances to about
- * ceil(P / live workers) by releasing extras and taking free ones.
+ * ceil(P / live workers) by releasing extras and taking free ones. A worker
+ * left below that (P not a multiple of the workers) looks for free
+ * partitions only every few ticks once scans keep finding none, and at once
+ * again when the live workers change or it loses a partition.
  *
  * Ownership: the owner is the app's (fanout_owner_free). The hooks are called
  * on the loop thread when a partition is gained or lost; a lost partition is

@@ -145,7 +145,7 @@ void fanout_peer_flush(fanout_peers *ps, fanout_peer *p) {
   size_t len;
   if (n == 0 || pr_batch_finish(&p->b, &data, &len) != 0) goto done;
   if (!p->open && peer_open(ps, p) != 0) {
-    pr_counter_add(m->drops[FANOUT_DROP_SEND_FULL], n);
+    pr_counter_add(m->drops[FANOUT_DROP_DIAL_FAILED], n);
     goto done;
   }
   int rv = nng_send(p->sock, (void *)data, len, NNG_FLAG_NONBLOCK);

@@ -7,6 +7,7 @@
 #include "base.h"
 #include "event.h"
 #include "log.h"
+#include "partition.h"
 #include "peers.h"
 #include "strmap.h"
 
@@ -71,6 +72,7 @@ typedef struct {
 
 typedef struct {
   fanout_resolver *rs;
+  uint64_t id; /* rounds are numbered from 1 in the order they start */
   item *items;
   size_t n;
   arena a;
@@ -92,6 +94,10 @@ struct fanout_resolver {
   uv_timer_t timer;
   bool due; /* the window closed while MAX_ROUNDS were out */
   unsigned rounds;
+  uint64_t started;            /* rounds started: the id of the last one */
+  uint64_t active[MAX_ROUNDS]; /* ids of the rounds out, 0: a free slot */
+  void (*failed)(unsigned p, void *arg);
+  void *failed_arg;
   /* scratch of build(): the recipients per touched peer */
   struct touched {
     fanout_peer *peer;
@@ -162,9 +168,16 @@ static void round_free(round *rd) {
 static void round_end(round *rd, int err) {
   fanout_resolver *rs = rd->rs;
   if (err && !rs->app->finished) {
-    pr_log_warn("resolve", "round failed", "updates=%zu err=%s", rd->n, pr_strerror(err));
+    pr_log_warn("resolve", "round failed: its partitions are caught up again", "updates=%zu err=%s",
+                rd->n, pr_strerror(err));
     pr_counter_add(rs->app->m.drops[FANOUT_DROP_REDIS], rd->n);
+    if (rs->failed)
+      for (size_t i = 0; i < rd->n; i++)
+        rs->failed(pr_partition_of(rd->items[i].user, rd->items[i].user_len, rs->app->partitions),
+                   rs->failed_arg);
   }
+  for (unsigned k = 0; k < MAX_ROUNDS; k++)
+    if (rs->active[k] == rd->id) rs->active[k] = 0;
   round_free(rd);
   rs->rounds--;
   if (rs->due && !rs->app->finished) start_round(rs);
@@ -402,6 +415,12 @@ static void start_round(fanout_resolver *rs) {
   rs->npending = 0;
   fo_strmap_clear(&rs->coalesce);
   rs->rounds++;
+  rd->id = ++rs->started;
+  for (unsigned k = 0; k < MAX_ROUNDS; k++)
+    if (rs->active[k] == 0) {
+      rs->active[k] = rd->id;
+      break;
+    }
 
   if (rs->app->graph_client) {
     for (size_t i = 0; i < rd->n; i++)
@@ -422,22 +441,40 @@ static void on_window(uv_timer_t *t) { start_round(t->data); }
 void fanout_resolver_add(fanout_resolver *rs, const fanout_update *u) {
   if (u->user.len == 0 || u->user.len > PR_ID_MAX) return;
   size_t i;
-  if (fo_strmap_get(&rs->coalesce, u->user.p, u->user.len, &i)) {
+  bool queued = fo_strmap_get(&rs->coalesce, u->user.p, u->user.len, &i);
+  if (queued) {
     item *it = &rs->pending[i];
-    if (u->version >= it->version) item_set(it, u);
-    return;
+    if (u->version > it->version ||
+        (u->version == it->version && it->kind != PR_EVENT_TRANSITION)) {
+      item_set(it, u);
+      return;
+    }
+    /* A relayed heartbeat repeats the version of the transition queued
+     * before it: it must not take that transition's place (watchers would
+     * miss the change), nor be lost (with --graph client its recipients may
+     * be others). Both go, the change first; the user's later updates
+     * coalesce into the heartbeat. Anything else is not newer: dropped. */
+    if (u->kind != PR_EVENT_HEARTBEAT || u->version != it->version) return;
   }
   if (rs->npending == rs->max) {
     start_round(rs);
     if (rs->npending == rs->max) {
       pr_counter_inc(rs->app->m.drops[FANOUT_DROP_OVERLOAD]);
+      if (rs->failed)
+        rs->failed(pr_partition_of(u->user.p, u->user.len, rs->app->partitions), rs->failed_arg);
       return;
     }
   }
+  if (queued && !fo_strmap_get(&rs->coalesce, u->user.p, u->user.len, &i))
+    queued = false; /* the window closed just above: a fresh start */
   item *it = &rs->pending[rs->npending];
   item_set(it, u);
-  int added;
-  fo_strmap_put(&rs->coalesce, it->user, it->user_len, rs->npending, &added);
+  if (queued) {
+    fo_strmap_set(&rs->coalesce, it->user, it->user_len, rs->npending);
+  } else {
+    int added;
+    fo_strmap_put(&rs->coalesce, it->user, it->user_len, rs->npending, &added);
+  }
   rs->npending++;
   if (rs->npending == rs->max)
     start_round(rs);
@@ -446,6 +483,23 @@ void fanout_resolver_add(fanout_resolver *rs, const fanout_update *u) {
 }
 
 void fanout_resolver_flush(fanout_resolver *rs) { start_round(rs); }
+
+void fanout_resolver_on_failed(fanout_resolver *rs, void (*failed)(unsigned p, void *arg),
+                               void *arg) {
+  rs->failed = failed;
+  rs->failed_arg = arg;
+}
+
+uint64_t fanout_resolver_mark(const fanout_resolver *rs) {
+  return rs->started + (rs->npending > 0); /* what is pending goes into the next round */
+}
+
+int fanout_resolver_done_through(const fanout_resolver *rs, uint64_t mark) {
+  if (rs->started < mark) return 0;
+  for (unsigned k = 0; k < MAX_ROUNDS; k++)
+    if (rs->active[k] != 0 && rs->active[k] <= mark) return 0;
+  return 1;
+}
 
 int fanout_resolver_idle(const fanout_resolver *rs) { return rs->npending == 0 && rs->rounds == 0; }
 

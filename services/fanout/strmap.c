@@ -67,6 +67,12 @@ size_t fo_strmap_put(fo_strmap *m, const char *key, size_t len, size_t val, int 
   return m->vals[i];
 }
 
+void fo_strmap_set(fo_strmap *m, const char *key, size_t len, size_t val) {
+  if (m->n == 0) return;
+  size_t i = find(m, key, len);
+  if (m->keys[i]) m->vals[i] = val;
+}
+
 int fo_strmap_get(const fo_strmap *m, const char *key, size_t len, size_t *val) {
   if (m->n == 0) return 0;
   size_t i = find(m, key, len);

@@ -24,6 +24,8 @@ void fo_strmap_clear(fo_strmap *m);
 /* Looks key up; when absent, adds it with value `val`. Returns the value in
  * the map and sets *added to 1 if the key was added, else 0. */
 size_t fo_strmap_put(fo_strmap *m, const char *key, size_t len, size_t val, int *added);
+/* Sets the value of key, which must be present (else nothing happens). */
+void fo_strmap_set(fo_strmap *m, const char *key, size_t len, size_t val);
 /* 1 and *val when key is present, else 0. */
 int fo_strmap_get(const fo_strmap *m, const char *key, size_t len, size_t *val);
 

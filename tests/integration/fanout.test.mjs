@@ -1,9 +1,12 @@
 // fanout.test.mjs: presence-fanout against a real redis-server and the real
 // binaries: partition ownership (split, takeover after kill -9, release on
-// SIGTERM), offline detection (sweeper and keyspace, with the measured lag),
-// delivery to exactly the allowed watchers on two receive instances, and the
-// cleanup of a killed receive instance. Tests that need presence-receive skip
-// when it is not built.
+// SIGTERM, no lease scan every tick when P is not a multiple of the workers),
+// offline detection (sweeper and keyspace, with the measured lag), delivery to
+// exactly the allowed watchers on two receive instances, nothing lost across a
+// long fanout outage or a failed round (chg:{pN}), and the cleanup of a killed
+// receive instance (retried at once after a failure; an instance back under
+// the same id is kept). Tests that need presence-receive skip when it is not
+// built.
 //
 // Run: node --test tests/integration/fanout.test.mjs   (PR_BIN_DIR=<build>/bin)
 // The offline lag figures of docs/offline-detection.md are printed by the
@@ -41,6 +44,13 @@ async function owners(redis, partitions = P) {
 
 const countOf = (list, v) => list.filter((x) => x === v).length;
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+
+async function metric(stack, name, labels = '') {
+  const text = await (await fetch(`${stack.fanout.url}/metrics`)).text();
+  const esc = `${name}${labels}`.replace(/[{}"]/g, (c) => `\\${c}`);
+  const m = text.match(new RegExp(`^${esc} ([0-9.e+]+)$`, 'm'));
+  return m ? Number(m[1]) : null;
+}
 
 /** A user id of partition p whose name starts with prefix. */
 function userIn(stack, p, prefix) {
@@ -81,6 +91,34 @@ describe('partition ownership', () => {
       const ev = sub.events();
       assert.deepEqual(ev.map((e) => e.status), ['online', 'offline']);
       assert.equal(await r.hget(stack.keys.presence(user), 'st'), 'offline');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('P not a multiple of the workers: a worker left below ceil(P / workers) does not read every lease at each tick', async (t) => {
+    const stack = await startStack({ partitions: P, fanouts: 3, sends: 0, fanoutArgs });
+    try {
+      const r = stack.redisClient();
+      const ids = stack.fanouts.map((f) => f.args[f.args.indexOf('--worker-id') + 1]);
+      // settled: every partition owned, nobody above ceil(16 / 3) = 6
+      await waitFor(async () => {
+        const o = await owners(r);
+        return countOf(o, null) === 0 && ids.every((w) => countOf(o, w) <= 6);
+      }, 8 * LEASE_MS, 25, 'a split of 16 over 3');
+      await delay(6 * TICK_MS); // the first scans that find nothing are over
+      // the scan's GETs (the lease scripts' GETs run inside Lua; no receive instance, no event here)
+      const mon = await r.monitor();
+      let n = 0;
+      mon.on('monitor', (time, args, source) => {
+        if (source !== 'lua' && String(args[0]).toLowerCase() === 'get' && String(args[1]).startsWith('own:')) n++;
+      });
+      await delay(4 * TICK_MS);
+      mon.disconnect();
+      const o = await owners(r);
+      t.diagnostic(`partitions per worker ${ids.map((w) => countOf(o, w)).join('/')}: ${n} GETs in 4 ticks`);
+      // every tick, 10 to 12 free-looking partitions per worker below 6: >= 40
+      assert.ok(n < 30, `${n} GETs of own:{pN} in 4 ticks`);
     } finally {
       await stack.stop();
     }
@@ -265,6 +303,99 @@ describe('delivery to receive instances', () => {
     }
   });
 
+  test('a fanout outage longer than its lease + 2 s loses nothing: the next worker delivers the change from chg:{pN}, then trims it', async (t) => {
+    if (!hasReceive()) return t.skip(NO_RECEIVE);
+    const stack = await startStack({ partitions: P, fanouts: 1, receives: 1, fanoutArgs, receiveArgs: ['--leave-grace-ms', 0] });
+    try {
+      const r = stack.redisClient();
+      await waitFor(async () => countOf(await owners(r), null) === 0, 4 * LEASE_MS, 25, 'owned');
+      assert.ok((await stack.adminApi().put('/v1/users/alice/contacts/bob')).status < 300);
+      const bob = await stack.ws('bob', 'b');
+      await bob.waitFor((m) => m.type === 'snapshot');
+      const alice = await stack.ws('alice', 'phone');
+      await bob.waitFor((m) => m.type === 'presence' && m.user === 'alice' && m.status === 'online', 3000);
+      await stack.fanouts[0].kill9();
+      await alice.close();
+      const chg = `chg:{p${stack.partitionOf('alice')}}`;
+      await waitFor(async () => (await r.hget(stack.keys.presence('alice'), 'st')) === 'offline', 3000, 25, 'alice offline in Redis');
+      assert.notEqual(await r.zscore(chg, 'alice'), null);
+      // no fanout for longer than the dead worker's lease + 2 s
+      await delay(LEASE_MS + 2000 + 1000);
+      await stack.startService('fanout');
+      const f = await bob.waitFor((m) => m.type === 'presence' && m.user === 'alice' && m.status === 'offline', LEASE_MS + TICK_MS + 2000);
+      assert.equal(f.version, 2);
+      // delivered: the owner trims it (a snapshot, then the trim a turn later, 3 s margin)
+      await waitFor(async () => (await r.zscore(chg, 'alice')) === null, 2 * 2000 + 2000, 50, 'alice trimmed from chg');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('a round that fails on a Redis error is caught up again from chg:{pN} once the error is gone', async (t) => {
+    if (!hasReceive()) return t.skip(NO_RECEIVE);
+    const stack = await startStack({ partitions: P, fanouts: 1, receives: 1, fanoutArgs });
+    try {
+      const r = stack.redisClient();
+      await waitFor(async () => countOf(await owners(r), null) === 0, 4 * LEASE_MS, 25, 'owned');
+      assert.ok((await stack.adminApi().put('/v1/users/alice/contacts/bob')).status < 300);
+      const bob = await stack.ws('bob', 'b');
+      await bob.waitFor((m) => m.type === 'snapshot');
+      // the catch-up that follows the takeover is over (it re-read bob's change)
+      await waitFor(async () => (await metric(stack, 'presence_fanout_catchup_total')) >= 1, 3000, 25, 'the first catch-up');
+      await r.set('ug:alice', 'not-a-set'); // the watchers read of alice fails (WRONGTYPE)
+      assert.equal((await stack.api('alice').post('/v1/heartbeat', { device: 'd', status: 'idle' })).status, 204);
+      await waitFor(async () => (await metric(stack, 'presence_fanout_drops_total', '{reason="redis"}')) >= 1, 3000, 25, 'a failed round');
+      await r.del('ug:alice');
+      const f = await bob.waitFor((m) => m.type === 'presence' && m.user === 'alice' && m.status === 'idle', 5000);
+      assert.equal(f.version, 1);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('--broadcast heartbeats: a heartbeat in the same batching window does not replace the status change', async (t) => {
+    if (!hasReceive()) return t.skip(NO_RECEIVE);
+    const hb = ['--broadcast', 'heartbeats'];
+    const stack = await startStack({
+      partitions: P, fanouts: 1, receives: 1,
+      fanoutArgs: ['--owner-lease-ms', LEASE_MS, '--batch-flush-ms', 300, ...hb], sendArgs: hb, receiveArgs: hb,
+    });
+    try {
+      const r = stack.redisClient();
+      await waitFor(async () => countOf(await owners(r), null) === 0, 4 * LEASE_MS, 25, 'owned');
+      assert.ok((await stack.adminApi().put('/v1/users/alice/contacts/bob')).status < 300);
+      const bob = await stack.ws('bob', 'b');
+      await bob.waitFor((m) => m.type === 'snapshot');
+      const alice = stack.api('alice');
+      assert.equal((await alice.post('/v1/heartbeat', { device: 'd' })).status, 204);
+      await bob.waitFor((m) => m.type === 'presence' && m.user === 'alice' && m.status === 'online', 3000);
+      // a change (kind 1, version 2), then a heartbeat repeating version 2 (kind 2), well within 300 ms
+      assert.equal((await alice.post('/v1/heartbeat', { device: 'd', status: 'idle' })).status, 204);
+      assert.equal((await alice.post('/v1/heartbeat', { device: 'd' })).status, 204);
+      const f = await bob.waitFor((m) => m.type === 'presence' && m.user === 'alice' && m.status === 'idle', 2000);
+      assert.equal(f.version, 2);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('a receive instance whose address cannot be dialled: its deliveries are dropped as reason="dial_failed"', async () => {
+    const stack = await startStack({ partitions: P, fanouts: 1, fanoutArgs });
+    try {
+      const r = stack.redisClient();
+      await waitFor(async () => countOf(await owners(r), null) === 0, 4 * LEASE_MS, 25, 'owned');
+      assert.ok((await stack.adminApi().put('/v1/users/alice/contacts/bob')).status < 300);
+      // bob is held by an instance whose lease names an address nng cannot dial
+      await r.set('inst:nowhere', 'bogus://nowhere', 'PX', 60000);
+      await r.hset(stack.keys.route('bob'), 'b', 'nowhere');
+      assert.equal((await stack.api('alice').post('/v1/heartbeat', { device: 'd' })).status, 204);
+      await waitFor(async () => (await metric(stack, 'presence_fanout_drops_total', '{reason="dial_failed"}')) >= 1, 3000, 25, 'a dial_failed drop');
+      assert.equal(await metric(stack, 'presence_fanout_drops_total', '{reason="send_full"}'), 0);
+    } finally {
+      await stack.stop();
+    }
+  });
+
   test('kill -9 of a receive instance: its users read offline on another instance within its lease ttl + 2 s, one offline event each', async (t) => {
     if (!hasReceive()) return t.skip(NO_RECEIVE);
     const leaseTtl = 1500;
@@ -299,6 +430,55 @@ describe('delivery to receive instances', () => {
       }
       const m = await (await fetch(`${stack.fanout.url}/metrics`)).text();
       assert.match(m, /presence_fanout_instances_cleaned_total 1\b/);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe('cleanup of dead receive instances', () => {
+  test('a cleanup that fails is retried at the next check, not when its 30 s lock expires', async (t) => {
+    if (!hasReceive()) return t.skip(NO_RECEIVE);
+    const leaseTtl = 1500;
+    const stack = await startStack({ partitions: P, fanouts: 1, receives: 2, fanoutArgs, receiveArgs: ['--lease-ttl-ms', leaseTtl] });
+    try {
+      const r = stack.redisClient();
+      assert.ok((await stack.adminApi().put('/v1/users/k1/contacts/watcher')).status < 300);
+      const watcher = await connect(stack.wsUrl('watcher', 'w').replace(stack.receiveUrl.replace(/^http/, 'ws'), stack.receives[1].url.replace(/^http/, 'ws')));
+      await watcher.waitFor((m) => m.type === 'snapshot');
+      await stack.ws('k1', 'phone');
+      await watcher.waitFor((m) => m.type === 'presence' && m.user === 'k1' && m.status === 'online', 3000);
+      await stack.receives[0].kill9();
+      // conn_del of k1 fails (WRONGTYPE on its route) until the route is repaired
+      const rt = stack.keys.route('k1');
+      await r.multi().del(rt).set(rt, 'x').exec();
+      await waitFor(() => stack.fanout.log().includes('cleanup incomplete'), leaseTtl + 3000, 25, 'a failed cleanup');
+      await r.del(rt);
+      await watcher.waitFor((m) => m.type === 'presence' && m.user === 'k1' && m.status === 'offline', 2000);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('an instance that registers again while it is being cleaned keeps its entry in insts and its new devices in ic', async () => {
+    const stack = await startStack({ partitions: P, fanouts: 1, sends: 0, fanoutArgs });
+    try {
+      const r = stack.redisClient();
+      const id = 'rereg';
+      // a dead instance with many devices (of users without records): a cleanup that takes a while
+      for (let i = 0; i < 20000; i += 5000) {
+        await r.sadd(`ic:${id}`, ...Array.from({ length: 5000 }, (_, j) => `ghost${i + j}/d`));
+      }
+      await r.sadd('insts', id);
+      await waitFor(async () => (await r.exists(`cl:${id}`)) === 1, 3000, 2, 'the cleanup started');
+      // the instance is back under the same id (what presence-receive does on start)
+      const [, , , [, left]] = await r.multi().set(`inst:${id}`, 'tcp://127.0.0.1:1', 'PX', 60000)
+        .sadd('insts', id).sadd(`ic:${id}`, 'newuser/phone').scard(`ic:${id}`).exec();
+      assert.ok(left > 20000, 'the cleanup was still running when the instance came back');
+      // the cleanup ends (it releases its lock), or it wrongly forgot the instance
+      await waitFor(async () => (await r.exists(`cl:${id}`)) === 0 || (await r.sismember(`ic:${id}`, 'newuser/phone')) === 0, 10000, 10, 'the end of the cleanup');
+      assert.equal(await r.sismember('insts', id), 1);
+      assert.equal(await r.sismember(`ic:${id}`, 'newuser/phone'), 1);
     } finally {
       await stack.stop();
     }
