@@ -4,11 +4,17 @@
  * names, so given an RSA public key it would accept an HS256 token whose
  * secret is that PEM (algorithm confusion), and it does not check exp. So
  * the header's alg is checked here before libjwt sees the token, the decoded
- * alg is checked again after, and the claims are checked here. */
+ * alg is checked again after, and the claims are checked here.
+ *
+ * All of that costs more than the rest of a heartbeat, and a client sends
+ * the same token on every request: an optional cache of verified tokens
+ * (set-associative, LRU per set, whole-token compare) answers repeats. */
 #include "auth.h"
 #include "base.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/core_names.h>
@@ -19,15 +25,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define MAX_KEY_FILE (64 * 1024)
+
+typedef struct token_cache token_cache;
 
 struct pr_auth {
   jwt_alg_t alg;
   const char *alg_name;
   unsigned char *key; /* HS256 secret or the public key PEM */
   size_t keylen;
+  long long (*now)(void);
+  token_cache *cache; /* NULL: every token is verified in full */
 };
 
 static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
@@ -38,6 +49,123 @@ static void fail_msg(char *err, size_t errlen, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
   va_end(ap);
+}
+
+/* ---- Verified-token cache ---- */
+
+/* One remembered token. The copy is the key: a lookup matches only the very
+ * same bytes. */
+typedef struct {
+  uint64_t hash; /* of the token; 0: the slot is empty */
+  char *token;   /* pr_malloc'd, len bytes (not terminated), PR_AUTH_CACHE_MAX_TOKEN at most */
+  size_t len;
+  uint64_t used; /* the cache's tick at the last hit or insert (LRU within a set) */
+  long long nbf; /* LLONG_MIN when the token has none */
+  pr_claims claims;
+} cache_entry;
+
+struct token_cache {
+  cache_entry *slots; /* nsets x PR_AUTH_CACHE_WAYS */
+  size_t nsets;       /* a power of two */
+  uint64_t seed;      /* random: which tokens share a set cannot be chosen from outside */
+  uint64_t tick;
+  pr_auth_cache_stats stats;
+};
+
+static token_cache *cache_new(unsigned entries) {
+  token_cache *c = pr_calloc(1, sizeof(*c));
+  size_t sets = 1;
+  while (sets * PR_AUTH_CACHE_WAYS < entries)
+    sets <<= 1;
+  c->nsets = sets;
+  c->slots = pr_calloc(sets * PR_AUTH_CACHE_WAYS, sizeof(*c->slots));
+  c->stats.capacity = sets * PR_AUTH_CACHE_WAYS;
+  if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != (ssize_t)sizeof(c->seed))
+    c->seed = (uint64_t)(uintptr_t)c ^ ((uint64_t)time(NULL) << 32) ^ 0x9e3779b97f4a7c15ULL;
+  return c;
+}
+
+static void entry_clear(token_cache *c, cache_entry *e) {
+  if (e->token) memset(e->token, 0, e->len); /* it is a credential */
+  pr_free(e->token);
+  memset(e, 0, sizeof(*e));
+  c->stats.entries--;
+}
+
+static void cache_free(token_cache *c) {
+  if (!c) return;
+  for (size_t i = 0; i < c->nsets * PR_AUTH_CACHE_WAYS; i++)
+    if (c->slots[i].hash) entry_clear(c, &c->slots[i]);
+  pr_free(c->slots);
+  pr_free(c);
+}
+
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+/* A seeded hash, eight bytes at a time. Never 0 (0 marks an empty slot). */
+static uint64_t token_hash(const token_cache *c, const char *s, size_t len) {
+  uint64_t h = c->seed ^ (len * 0x9e3779b97f4a7c15ULL);
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    h = (h ^ mix64(w)) * 0x9fb21c651e98df25ULL;
+  }
+  uint64_t w = 0;
+  memcpy(&w, s + i, len - i);
+  h = mix64(h ^ w);
+  return h ? h : 1;
+}
+
+static cache_entry *cache_set(token_cache *c, uint64_t h) {
+  return &c->slots[(h & (c->nsets - 1)) * PR_AUTH_CACHE_WAYS];
+}
+
+static cache_entry *cache_find(token_cache *c, uint64_t h, const char *token, size_t len) {
+  cache_entry *set = cache_set(c, h);
+  for (int i = 0; i < PR_AUTH_CACHE_WAYS; i++) {
+    cache_entry *e = &set[i];
+    if (e->hash == h && e->len == len && memcmp(e->token, token, len) == 0) return e;
+  }
+  return NULL;
+}
+
+static void cache_put(token_cache *c, uint64_t h, const char *token, size_t len,
+                      const pr_claims *claims, long long nbf) {
+  cache_entry *set = cache_set(c, h), *victim = &set[0];
+  for (int i = 0; i < PR_AUTH_CACHE_WAYS; i++) {
+    if (!set[i].hash) {
+      victim = &set[i];
+      break;
+    }
+    if (set[i].used < victim->used) victim = &set[i];
+  }
+  if (victim->hash) {
+    c->stats.evictions++;
+    entry_clear(c, victim);
+  }
+  victim->hash = h;
+  victim->token = pr_malloc(len);
+  memcpy(victim->token, token, len);
+  victim->len = len;
+  victim->used = ++c->tick;
+  victim->nbf = nbf;
+  victim->claims = *claims;
+  c->stats.entries++;
+}
+
+void pr_auth_cache_stats_get(const pr_auth *a, pr_auth_cache_stats *out) {
+  if (a->cache)
+    *out = a->cache->stats;
+  else
+    memset(out, 0, sizeof(*out));
 }
 
 /* ---- Keys ---- */
@@ -117,6 +245,8 @@ int pr_auth_new(const pr_auth_opts *o, pr_auth **out, char *err, size_t errlen) 
     return PR_ECONFIG;
   }
   pr_auth *a = pr_calloc(1, sizeof(*a));
+  a->now = o->now;
+  if (o->cache_entries) a->cache = cache_new(o->cache_entries);
   if (has_secret) {
     if (o->hs256_secret[0] == '\0') {
       fail_msg(err, errlen, "the JWT secret is empty");
@@ -138,6 +268,7 @@ fail:
 
 void pr_auth_free(pr_auth *a) {
   if (!a) return;
+  cache_free(a->cache);
   if (a->key) memset(a->key, 0, a->keylen);
   pr_free(a->key);
   pr_free(a);
@@ -211,9 +342,10 @@ static int numeric_date(json_t *v, long long *out) {
   return 0;
 }
 
-int pr_auth_verify(const pr_auth *a, const char *token, size_t len, pr_claims *out) {
-  memset(out, 0, sizeof(*out));
-  if (!token || len == 0 || len > PR_AUTH_MAX_TOKEN) return PR_EAUTH;
+/* The whole check, without the cache. *nbf_out gets the token's nbf
+ * (LLONG_MIN when it has none) for the cache. */
+static int verify_full(const pr_auth *a, const char *token, size_t len, long long now,
+                       pr_claims *out, long long *nbf_out) {
   /* Shape: three base64url parts, the signature not empty. */
   size_t dots[2], ndots = 0;
   for (size_t i = 0; i < len; i++) {
@@ -242,11 +374,11 @@ int pr_auth_verify(const pr_auth *a, const char *token, size_t len, pr_claims *o
   const char *subs = json_string_value(sub);
   size_t sublen = json_string_length(sub);
   if (!pr_id_is_valid(subs, sublen)) goto done;
-  long long exp, nbf;
+  long long exp, nbf = LLONG_MIN;
   if (!numeric_date(json_object_get(claims, "exp"), &exp)) goto done;
-  long long now = (long long)time(NULL);
   json_t *nbfv = json_object_get(claims, "nbf");
   if (nbfv && (!numeric_date(nbfv, &nbf) || nbf > now)) goto done;
+  *nbf_out = nbf;
   json_t *role = json_object_get(claims, "role");
 
   memcpy(out->sub, subs, sublen);
@@ -260,6 +392,35 @@ done:
   json_decref(claims);
   if (jwt) jwt_free(jwt);
   pr_free(copy);
+  return rc;
+}
+
+int pr_auth_verify(const pr_auth *a, const char *token, size_t len, pr_claims *out) {
+  memset(out, 0, sizeof(*out));
+  if (!token || len == 0 || len > PR_AUTH_MAX_TOKEN) return PR_EAUTH;
+  long long now = a->now ? a->now() : (long long)time(NULL);
+  token_cache *c = len <= PR_AUTH_CACHE_MAX_TOKEN ? a->cache : NULL;
+  uint64_t h = 0;
+  if (c) {
+    h = token_hash(c, token, len);
+    cache_entry *e = cache_find(c, h, token, len);
+    if (e) {
+      c->stats.hits++;
+      /* The same answers as verify_full for the same token at this time. */
+      if (e->nbf > now) return PR_EAUTH; /* only if the clock went back */
+      if (e->claims.exp <= now) {
+        entry_clear(c, e);
+        return PR_EEXPIRED;
+      }
+      e->used = ++c->tick;
+      *out = e->claims;
+      return 0;
+    }
+    c->stats.misses++;
+  }
+  long long nbf = LLONG_MIN;
+  int rc = verify_full(a, token, len, now, out, &nbf);
+  if (rc == 0 && c) cache_put(c, h, token, len, out, nbf);
   return rc;
 }
 
@@ -303,8 +464,7 @@ int pr_auth_parse_bearer(const char *value, size_t len, const char **tok, size_t
   while (end > i && (value[end - 1] == ' ' || value[end - 1] == '\t'))
     end--;
   if (end == i) return PR_EAUTH;
-  for (size_t k = i; k < end; k++)
-    if (value[k] == ' ' || value[k] == '\t') return PR_EAUTH;
+  if (memchr(value + i, ' ', end - i) || memchr(value + i, '\t', end - i)) return PR_EAUTH;
   *tok = value + i;
   *toklen = end - i;
   return 0;

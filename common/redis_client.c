@@ -86,35 +86,37 @@ static void ev_poll(uv_poll_t *h, int status, int events) {
   redisLibuvPoll(h, status, events);
 }
 
-static void ev_update(redisLibuvEvents *p) {
-  if (p->events)
-    uv_poll_start(&p->handle, p->events, ev_poll);
+/* hiredis asks for the write event on every command it queues. libuv's
+ * uv_poll_start first stops the handle, which removes the fd from epoll at
+ * once (a syscall, then another to add it back): so the handle is only
+ * touched when the set of events really changes. */
+static void ev_update(redisLibuvEvents *p, int events) {
+  if (events == p->events) return;
+  p->events = events;
+  if (events)
+    uv_poll_start(&p->handle, events, ev_poll);
   else
     uv_poll_stop(&p->handle);
 }
 
 static void ev_add_read(void *d) {
   redisLibuvEvents *p = d;
-  p->events |= UV_READABLE;
-  ev_update(p);
+  ev_update(p, p->events | UV_READABLE);
 }
 
 static void ev_del_read(void *d) {
   redisLibuvEvents *p = d;
-  p->events &= ~UV_READABLE;
-  ev_update(p);
+  ev_update(p, p->events & ~UV_READABLE);
 }
 
 static void ev_add_write(void *d) {
   redisLibuvEvents *p = d;
-  p->events |= UV_WRITABLE;
-  ev_update(p);
+  ev_update(p, p->events | UV_WRITABLE);
 }
 
 static void ev_del_write(void *d) {
   redisLibuvEvents *p = d;
-  p->events &= ~UV_WRITABLE;
-  ev_update(p);
+  ev_update(p, p->events & ~UV_WRITABLE);
 }
 
 /* ---- connection life ------------------------------------------------------ */

@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,12 +155,28 @@ static int accepting(const pr_redis *r) {
   return 0;
 }
 
-/* Queues a formatted command (from hiredis's formatter; taken over: freed
+/* hiredis writes what was queued when the socket is next writable, after
+ * the loop turn: a turn that queues many commands (a burst of heartbeats)
+ * would leave Redis idle until all are parsed, then keep the service idle
+ * while Redis runs them all. Writing every PR_REDIS_FLUSH_EVERY commands
+ * lets Redis start on the first ones while the rest are being prepared.
+ * redisBufferWrite runs no callback: a write error is only recorded in the
+ * context, and the poll callback handles it as any other (asynchronously). */
+#define PR_REDIS_FLUSH_EVERY 8
+
+static void flush_early(pr_redis *r) {
+  if (++r->unflushed < PR_REDIS_FLUSH_EVERY) return;
+  r->unflushed = 0;
+  int done = 0;
+  redisBufferWrite(&r->ac->c, &done);
+}
+
+/* Queues a formatted command (malloc'd RESP; taken over: freed
  * here or kept in the record for a script). */
 static int submit(pr_redis *r, pr_redis_cb cb, void *arg, char *cmd, int len,
                   pr_redis_script *script, int argc) {
   if (len < 0) return PR_EINVAL; /* bad format, or out of memory inside hiredis */
-  if (is_push_command(cmd, (size_t)len)) {
+  if (!script && is_push_command(cmd, (size_t)len)) { /* a script is EVALSHA */
     redisFreeCommand(cmd);
     return PR_EINVAL;
   }
@@ -184,9 +201,58 @@ static int submit(pr_redis *r, pr_redis_cb cb, void *arg, char *cmd, int len,
   }
   if (r->inflight++ == 0) r->last_progress_ms = pr_now_mono_ms();
   call_link(r, c);
+  flush_early(r);
   r->stats.commands++;
   pr_redis__tick_ensure(r);
   return 0;
+}
+
+/* ---- formatting ------------------------------------------------------------ */
+
+/* The RESP form of argv (an array of bulk strings), as hiredis's
+ * redisFormatCommandArgv writes it, without its sprintf per argument: that
+ * was a tenth of presence-send's time per heartbeat. The buffer comes from
+ * pr_malloc (malloc), so redisFreeCommand frees it like hiredis's own. */
+static size_t digits(size_t n) {
+  size_t d = 1;
+  while (n >= 10) {
+    n /= 10;
+    d++;
+  }
+  return d;
+}
+
+static char *put_count(char *p, char type, size_t n) {
+  char tmp[24];
+  size_t k = 0;
+  do {
+    tmp[k++] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n);
+  *p++ = type;
+  while (k)
+    *p++ = tmp[--k];
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
+static int format_argv(char **out, int argc, const char **argv, const size_t *lens) {
+  size_t total = 1 + digits((size_t)argc) + 2;
+  for (int i = 0; i < argc; i++)
+    total += 1 + digits(lens[i]) + 2 + lens[i] + 2;
+  if (total > INT_MAX) return -1;
+  char *cmd = pr_malloc(total), *p = cmd;
+  p = put_count(p, '*', (size_t)argc);
+  for (int i = 0; i < argc; i++) {
+    p = put_count(p, '$', lens[i]);
+    memcpy(p, argv[i], lens[i]);
+    p += lens[i];
+    *p++ = '\r';
+    *p++ = '\n';
+  }
+  *out = cmd;
+  return (int)total;
 }
 
 /* ---- public ---------------------------------------------------------------- */
@@ -196,8 +262,16 @@ int pr_redis_cmdargv(pr_redis *r, pr_redis_cb cb, void *arg, int argc, const cha
   if (argc <= 0 || !argv) return PR_EINVAL;
   int rc = accepting(r);
   if (rc) return rc;
+  size_t small[16], *own = NULL;
+  if (!lens) {
+    own = (size_t)argc <= PR_ARRAY_LEN(small) ? small : pr_malloc((size_t)argc * sizeof(*own));
+    for (int i = 0; i < argc; i++)
+      own[i] = strlen(argv[i]);
+    lens = own;
+  }
   char *cmd = NULL;
-  int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+  int len = format_argv(&cmd, argc, argv, lens);
+  if (own != small) pr_free(own);
   return submit(r, cb, arg, cmd, len, NULL, 0);
 }
 
@@ -233,9 +307,17 @@ int pr_redis_script_run(pr_redis *r, pr_redis_script *s, pr_redis_cb cb, void *a
   if (rc) return rc;
   if (!s->sha[0]) script_sha(s);
   int argc = 3 + nkeys + nargs;
-  const char **argv = pr_malloc((size_t)argc * sizeof(*argv));
-  char nk[16];
-  snprintf(nk, sizeof(nk), "%d", nkeys);
+  /* On the stack for the usual few keys and args (a heartbeat has 10). */
+  const char *argv_small[32];
+  size_t lens_small[32];
+  const char **argv = argv_small;
+  size_t *lens = lens_small;
+  if ((size_t)argc > PR_ARRAY_LEN(argv_small)) {
+    argv = pr_malloc((size_t)argc * sizeof(*argv));
+    lens = pr_malloc((size_t)argc * sizeof(*lens));
+  }
+  char nk[16] = {(char)('0' + nkeys), '\0'};
+  if (nkeys > 9) snprintf(nk, sizeof(nk), "%d", nkeys);
   argv[0] = "EVALSHA";
   argv[1] = s->sha;
   argv[2] = nk;
@@ -243,8 +325,13 @@ int pr_redis_script_run(pr_redis *r, pr_redis_script *s, pr_redis_cb cb, void *a
     argv[3 + i] = keys[i];
   for (int i = 0; i < nargs; i++)
     argv[3 + nkeys + i] = args[i];
+  for (int i = 0; i < argc; i++)
+    lens[i] = strlen(argv[i]);
   char *cmd = NULL;
-  int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
-  pr_free(argv);
+  int len = format_argv(&cmd, argc, argv, lens);
+  if (argv != argv_small) {
+    pr_free(argv);
+    pr_free(lens);
+  }
   return submit(r, cb, arg, cmd, len, s, argc);
 }

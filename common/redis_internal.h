@@ -22,7 +22,7 @@ struct redis_call {
   uint64_t deadline_ms;
   /* A script call keeps its formatted EVALSHA to resend it as EVAL. */
   pr_redis_script *script;
-  char *cmd; /* from hiredis's formatter: free() it with redisFreeCommand */
+  char *cmd; /* malloc'd RESP (format_argv or hiredis): free it with redisFreeCommand */
   size_t cmdlen;
   int argc;
   int retried;
@@ -45,6 +45,7 @@ struct pr_redis {
 
   redis_call *head, *tail; /* waiting commands, oldest (earliest deadline) first */
   unsigned long inflight;  /* records hiredis holds: waiting plus timed out */
+  unsigned unflushed;      /* commands queued since the last early write (redis_cmd.c) */
   pr_redis_stats stats;
 
   pr_redis_state_cb state_cb;

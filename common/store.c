@@ -24,11 +24,20 @@ static const struct {
     [S_CONN_DEL] = {"conn_del", pr_store_lua_conn_del},
 };
 
+/* A partition's dl and ev key names ("dl:{p16383}" is 11 bytes). */
+typedef struct {
+  char dl[16], ev[16];
+} part_keys;
+
 struct pr_store {
   pr_redis *r;
   pr_store_opts o;
   pr_redis_script scripts[S_COUNT];
   char *bodies[S_COUNT];
+  /* Formatted once: every heartbeat sends them (snprintf per call showed in
+   * the profile). */
+  char ttl[24];
+  part_keys *pkeys; /* [o.partitions] */
 };
 
 char *pr_store_script_body(const char *name) {
@@ -59,6 +68,12 @@ int pr_store_new(pr_redis *r, const pr_store_opts *o, pr_store **out) {
     st->scripts[i].name = script_src[i].name;
     st->scripts[i].body = st->bodies[i];
   }
+  snprintf(st->ttl, sizeof(st->ttl), "%lld", (long long)opts.ttl_ms);
+  st->pkeys = pr_malloc(opts.partitions * sizeof(*st->pkeys));
+  for (unsigned p = 0; p < opts.partitions; p++) {
+    pr_key_deadlines(st->pkeys[p].dl, sizeof(st->pkeys[p].dl), p);
+    pr_key_events(st->pkeys[p].ev, sizeof(st->pkeys[p].ev), p);
+  }
   *out = st;
   return 0;
 }
@@ -67,6 +82,7 @@ void pr_store_free(pr_store *st) {
   if (!st) return;
   for (size_t i = 0; i < S_COUNT; i++)
     pr_free(st->bodies[i]);
+  pr_free(st->pkeys);
   pr_free(st);
 }
 
@@ -126,10 +142,11 @@ static int run_update(pr_store *st, int script, int nkeys, const char **keys, in
   return rc;
 }
 
-/* The keys every per-user script starts with: pr, dl, ev. */
+/* The keys every per-user script starts with: pr, dl, ev (the last two
+ * point into st->pkeys). */
 typedef struct {
   unsigned p;
-  char pr[PR_KEY_MAX], dl[PR_KEY_MAX], ev[PR_KEY_MAX], extra[PR_KEY_MAX];
+  char pr[PR_KEY_MAX], extra[PR_KEY_MAX];
   const char *keys[4];
 } user_keys;
 
@@ -137,12 +154,10 @@ static int user_keys_init(pr_store *st, user_keys *k, const char *user) {
   if (!user || !*user) return PR_EINVAL;
   k->p = pr_store_partition_of(st, user);
   if (pr_key_presence(k->pr, sizeof(k->pr), k->p, user) < 0) return PR_EINVAL;
-  pr_key_deadlines(k->dl, sizeof(k->dl), k->p);
-  pr_key_events(k->ev, sizeof(k->ev), k->p);
   k->extra[0] = '\0';
   k->keys[0] = k->pr;
-  k->keys[1] = k->dl;
-  k->keys[2] = k->ev;
+  k->keys[1] = st->pkeys[k->p].dl;
+  k->keys[2] = st->pkeys[k->p].ev;
   k->keys[3] = k->extra;
   return 0;
 }
@@ -154,19 +169,18 @@ int pr_store_heartbeat(pr_store *st, const char *user, const char *device,
   if (user_keys_init(st, &k, user) || !device || !*device) return PR_EINVAL;
   if (pr_key_hb(k.extra, sizeof(k.extra), k.p, user, device) < 0) return PR_EINVAL;
   if (nto > PR_EVENT_MAX_TO) return PR_ETOOBIG; /* events must stay decodable */
-  char ttl[32];
-  snprintf(ttl, sizeof(ttl), "%lld", (long long)st->o.ttl_ms);
-  const char **args = pr_malloc((6 + nto) * sizeof(char *));
+  const char *args_small[6];
+  const char **args = nto ? pr_malloc((6 + nto) * sizeof(char *)) : args_small;
   args[0] = user;
   args[1] = device;
-  args[2] = ttl;
+  args[2] = st->ttl;
   args[3] = status_or_NULL ? status_or_NULL : "";
   args[4] = st->o.broadcast_heartbeats ? "1" : "0";
   args[5] = st->o.keyspace_mode ? "1" : "0";
   for (size_t i = 0; i < nto; i++)
     args[6 + i] = to[i];
   int rc = run_update(st, S_HEARTBEAT, 4, k.keys, (int)(6 + nto), args, cb, arg);
-  pr_free(args);
+  if (args != args_small) pr_free(args);
   return rc;
 }
 

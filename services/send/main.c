@@ -30,6 +30,9 @@ static const pr_setting table[] = {
     {"drain-timeout-ms", PR_SET_INT, "10000", 0, 600000, NULL, NULL,
      offsetof(send_config, drain_timeout_ms),
      "on SIGTERM, how long in-flight requests may take before exit"},
+    {"auth-cache-entries", PR_SET_INT, "8192", 0, 1000000, NULL, NULL,
+     offsetof(send_config, auth_cache_entries),
+     "verified tokens remembered: a repeated token skips the JWT work (0: no cache)"},
     {"redis-timeout-ms", PR_SET_INT, "2000", 10, 60000, NULL, NULL,
      offsetof(send_config, redis_timeout_ms), "timeout of every Redis command"},
     {"graph", PR_SET_ENUM, "server", 0, 0, "server|client", NULL, offsetof(send_config, graph),
@@ -113,7 +116,8 @@ int main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
 
   pr_auth_opts ao = {.hs256_secret = ctx.cfg.common.jwt_secret,
-                     .public_key_path = ctx.cfg.common.jwt_public_key};
+                     .public_key_path = ctx.cfg.common.jwt_public_key,
+                     .cache_entries = (unsigned)ctx.cfg.auth_cache_entries};
   if (pr_auth_new(&ao, &ctx.auth, err, sizeof err) != 0) {
     fprintf(stderr, "presence-send: %s (give --jwt-secret or --jwt-public-key)\n", err);
     goto done;

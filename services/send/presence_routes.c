@@ -92,6 +92,103 @@ static write_call *write_call_new(send_ctx *ctx, pr_http_req *req, pr_counter *c
 
 static const char *const statuses[] = {"online", "idle", "dnd", "invisible", "none"};
 
+static const char *status_word(const char *s, size_t n) {
+  for (size_t i = 0; i < PR_ARRAY_LEN(statuses); i++)
+    if (strlen(statuses[i]) == n && memcmp(s, statuses[i], n) == 0) return statuses[i];
+  return NULL;
+}
+
+/* The body nearly every heartbeat sends, {"device":"d","status":"s"}, read
+ * without building a JSON tree (jansson's parse was the largest cost after
+ * the token). Only a narrow form is taken: an object of at most 8 members,
+ * every key and value a string of printable ASCII without escapes, no key
+ * twice, no "to", a valid device id and a known status. jansson accepts all
+ * of it and reads the same values; anything else (including every body that
+ * must be refused) returns 0 and goes the general way, which answers it.
+ * device is copied into dev (PR_ID_MAX + 1); absent fields are NULL. */
+#define FAST_MEMBERS 8
+
+static size_t skip_ws(const char *b, size_t i, size_t len) {
+  while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+    i++;
+  return i;
+}
+
+/* A plain string at b[i] ('"'): its content in *s, *n; returns the index
+ * after the closing quote, or 0 when it is not plain. */
+static size_t plain_string(const char *b, size_t i, size_t len, const char **s, size_t *n) {
+  if (i >= len || b[i] != '"') return 0;
+  size_t j = i + 1;
+  while (j < len && b[j] != '"') {
+    unsigned char ch = (unsigned char)b[j];
+    if (ch < 0x20 || ch > 0x7e || ch == '\\') return 0;
+    j++;
+  }
+  if (j >= len) return 0;
+  *s = b + i + 1;
+  *n = j - i - 1;
+  return j + 1;
+}
+
+static int heartbeat_body_fast(const char *b, size_t len, char *dev, const char **device,
+                               const char **status) {
+  const char *keys[FAST_MEMBERS];
+  size_t klens[FAST_MEMBERS], nkeys = 0;
+  *device = *status = NULL;
+  size_t i = skip_ws(b, 0, len);
+  if (i == len) return 1; /* no body: the defaults */
+  if (b[i] != '{') return 0;
+  i = skip_ws(b, i + 1, len);
+  if (i < len && b[i] == '}') {
+    i++;
+  } else {
+    for (;;) {
+      const char *k, *v;
+      size_t kn, vn;
+      if (nkeys == FAST_MEMBERS || !(i = plain_string(b, i, len, &k, &kn))) return 0;
+      i = skip_ws(b, i, len);
+      if (i >= len || b[i] != ':') return 0;
+      i = skip_ws(b, i + 1, len);
+      if (!(i = plain_string(b, i, len, &v, &vn))) return 0;
+      for (size_t m = 0; m < nkeys; m++)
+        if (klens[m] == kn && memcmp(keys[m], k, kn) == 0) return 0;
+      keys[nkeys] = k;
+      klens[nkeys++] = kn;
+      if (kn == 2 && memcmp(k, "to", 2) == 0) return 0;
+      if (kn == 6 && memcmp(k, "device", 6) == 0) {
+        if (!pr_id_is_valid(v, vn)) return 0;
+        memcpy(dev, v, vn);
+        dev[vn] = '\0';
+        *device = dev;
+      } else if (kn == 6 && memcmp(k, "status", 6) == 0) {
+        if (!(*status = status_word(v, vn))) return 0;
+      }
+      i = skip_ws(b, i, len);
+      if (i < len && b[i] == ',') {
+        i = skip_ws(b, i + 1, len);
+        continue;
+      }
+      if (i < len && b[i] == '}') {
+        i++;
+        break;
+      }
+      return 0;
+    }
+  }
+  return skip_ws(b, i, len) == len;
+}
+
+static void heartbeat_store(send_ctx *ctx, pr_http_req *req, const pr_claims *claims,
+                            const char *device, const char *status, const char **to, size_t nto) {
+  write_call *c = write_call_new(ctx, req, ctx->heartbeats);
+  int rc = pr_store_heartbeat(ctx->store, claims->sub, device ? device : "default", status, to, nto,
+                              on_written, c);
+  if (rc) {
+    pr_free(c);
+    pr_service_backend_error(req, rc);
+  }
+}
+
 static void on_heartbeat(pr_http_req *req, void *arg) {
   send_ctx *ctx = arg;
   pr_claims claims;
@@ -99,13 +196,18 @@ static void on_heartbeat(pr_http_req *req, void *arg) {
   const char *device = NULL, *status = NULL;
   const char *to[MAX_TO];
   size_t nto = 0;
-  if (send_authorize(ctx, req, false, &claims) || parse_body(req, &body) ||
-      id_field(req, body, "device", &device))
-    goto out;
+  if (send_authorize(ctx, req, false, &claims)) return;
+  size_t len;
+  const char *raw = pr_http_req_body(req, &len);
+  char dev[PR_ID_MAX + 1];
+  if (heartbeat_body_fast(raw, len, dev, &device, &status)) {
+    heartbeat_store(ctx, req, &claims, device, status, NULL, 0);
+    return;
+  }
+  if (parse_body(req, &body) || id_field(req, body, "device", &device)) goto out;
   json_t *st = body ? json_object_get(body, "status") : NULL;
   if (st && !json_is_null(st)) {
-    for (size_t i = 0; json_is_string(st) && i < PR_ARRAY_LEN(statuses); i++)
-      if (strcmp(json_string_value(st), statuses[i]) == 0) status = statuses[i];
+    if (json_is_string(st)) status = status_word(json_string_value(st), json_string_length(st));
     if (!status) {
       pr_service_error(req, 400, "bad_request",
                        "status must be one of online, idle, dnd, invisible, none");
@@ -132,13 +234,7 @@ static void on_heartbeat(pr_http_req *req, void *arg) {
       to[nto++] = json_string_value(v);
     }
   }
-  write_call *c = write_call_new(ctx, req, ctx->heartbeats);
-  int rc = pr_store_heartbeat(ctx->store, claims.sub, device ? device : "default", status, to, nto,
-                              on_written, c);
-  if (rc) {
-    pr_free(c);
-    pr_service_backend_error(req, rc);
-  }
+  heartbeat_store(ctx, req, &claims, device, status, to, nto);
 out:
   json_decref(body);
 }

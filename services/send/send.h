@@ -23,6 +23,7 @@ typedef struct {
   long long small_group_max;
   long long drain_timeout_ms;
   long long redis_timeout_ms;
+  long long auth_cache_entries;
   char *graph;     /* server | client */
   char *broadcast; /* changes | heartbeats */
   char *offline;   /* sweeper | keyspace */

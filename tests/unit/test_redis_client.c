@@ -91,6 +91,34 @@ Test(redis, ten_thousand_pipelined_incr) {
   test_loop_fini();
 }
 
+/* A burst is written while it is being queued, in chunks, not only when the
+ * loop next polls: Redis can start on it at once. Replies still arrive only
+ * through the loop. */
+Test(redis, burst_is_written_before_the_loop_turn_ends) {
+  test_state st = {0};
+  pr_redis *r = test_client(srv.addr, (pr_redis_opts){0}, &st);
+  incr_ctx c = {0};
+  for (int i = 0; i < 64; i++)
+    cr_assert_eq(pr_redis_cmd(r, on_incr, &c, "INCR burst"), 0);
+  /* The loop does not run here: whatever Redis executes was written early. */
+  redisContext *peek = redisConnect("127.0.0.1", srv.port);
+  cr_assert(peek && !peek->err);
+  long long seen = 0;
+  for (int i = 0; i < 200 && seen < 64; i++) {
+    redisReply *rep = redisCommand(peek, "GET burst");
+    seen = rep && rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;
+    if (rep) freeReplyObject(rep);
+    if (seen < 64) test_sleep_ms(10);
+  }
+  redisFree(peek);
+  cr_assert_eq(seen, 64, "Redis ran %lld of the 64 commands before the loop turn", seen);
+  cr_assert_eq(c.n, 0, "no callback inside the calls");
+  cr_assert(TEST_RUN_UNTIL(c.n == 64, 3000));
+  cr_assert_eq(c.errors + c.out_of_order, 0);
+  pr_redis_free(r);
+  test_loop_fini();
+}
+
 /* "cmdstat_eval:calls=N," from INFO commandstats. */
 typedef struct {
   int calls;
@@ -153,6 +181,80 @@ Test(redis, script_by_sha_and_after_script_flush) {
   cr_assert_eq(pr_redis_script(r, &bad, test_on_reply, &t, 0, NULL, 0, NULL), 0);
   cr_assert(TEST_RUN_UNTIL(t.calls, 3000));
   cr_assert_eq(t.err, PR_EREDIS);
+  pr_redis_free(r);
+  test_loop_fini();
+}
+
+typedef struct {
+  int calls, err;
+  const char *want;
+  size_t want_len, len;
+  int same;
+} value_check;
+
+static void on_value(pr_redis *r, redisReply *reply, int err, void *arg) {
+  value_check *v = arg;
+  v->calls++;
+  v->err = err;
+  v->len = reply && reply->type == REDIS_REPLY_STRING ? reply->len : (size_t)-1;
+  v->same = v->len == v->want_len && memcmp(reply->str, v->want, v->len) == 0;
+}
+
+/* The command formatter: lengths at every digit boundary, empty and binary
+ * values, argv with and without lens, and a script with more arguments than
+ * fit on the formatter's stack (the heap path). */
+Test(redis, formatting_round_trips_every_length) {
+  test_state st = {0};
+  pr_redis *r = test_client(srv.addr, (pr_redis_opts){0}, &st);
+  static const size_t sizes[] = {0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 100000};
+  char *val = pr_malloc(100000);
+  for (size_t i = 0; i < 100000; i++)
+    val[i] = (char)(i * 7 + 3); /* every byte value, \r and \n included */
+  for (size_t k = 0; k < PR_ARRAY_LEN(sizes); k++) {
+    char key[32];
+    snprintf(key, sizeof(key), "len:%zu", sizes[k]);
+    const char *argv[] = {"SET", key, val};
+    const size_t lens[] = {3, strlen(key), sizes[k]};
+    test_reply set = {0};
+    value_check get = {.want = val, .want_len = sizes[k]};
+    cr_assert_eq(pr_redis_cmdargv(r, test_on_reply, &set, 3, argv, lens), 0);
+    const char *gargv[] = {"GET", key}; /* lens NULL: strlen */
+    cr_assert_eq(pr_redis_cmdargv(r, on_value, &get, 2, gargv, NULL), 0);
+    cr_assert(TEST_RUN_UNTIL(get.calls, 3000));
+    cr_assert_eq(set.err, 0);
+    cr_assert_eq(get.err, 0);
+    cr_assert_eq(get.len, sizes[k], "length %zu came back as %zu", sizes[k], get.len);
+    cr_assert(get.same, "value of length %zu changed", sizes[k]);
+  }
+  pr_free(val);
+
+  pr_redis_script cat = {.name = "cat",
+                         .body = "local s = #KEYS .. '/' .. #ARGV\n"
+                                 "for i = 1, #KEYS do s = s .. ' ' .. KEYS[i] end\n"
+                                 "for i = 1, #ARGV do s = s .. ' ' .. ARGV[i] end\n"
+                                 "return s"};
+  const char *keys[20], *args[25];
+  char kb[20][8], ab[25][8];
+  char want[512];
+  int n = snprintf(want, sizeof(want), "20/25");
+  for (int i = 0; i < 20; i++) {
+    snprintf(kb[i], sizeof(kb[i]), "k%d", i);
+    keys[i] = kb[i];
+    n += snprintf(want + n, sizeof(want) - (size_t)n, " %s", kb[i]);
+  }
+  for (int i = 0; i < 25; i++) {
+    snprintf(ab[i], sizeof(ab[i]), i == 3 ? "" : "a%d", i);
+    args[i] = ab[i];
+  }
+  for (int i = 0; i < 25; i++)
+    n += snprintf(want + n, sizeof(want) - (size_t)n, " %s", ab[i]);
+  for (int round = 0; round < 2; round++) { /* EVAL after NOSCRIPT, then EVALSHA */
+    test_reply t = {0};
+    cr_assert_eq(pr_redis_script(r, &cat, test_on_reply, &t, 20, keys, 25, args), 0);
+    cr_assert(TEST_RUN_UNTIL(t.calls, 3000));
+    cr_assert_eq(t.err, 0, "%s", t.str);
+    cr_assert_str_eq(t.str, want);
+  }
   pr_redis_free(r);
   test_loop_fini();
 }
