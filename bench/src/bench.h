@@ -48,6 +48,14 @@ int sc_offline(const bench_config *cfg);
 double bench_now(void); /* seconds, CLOCK_MONOTONIC */
 /* Sorts v and returns the q-quantile (0..1) by nearest rank; 0 for n == 0. */
 double bench_quantile(double *v, size_t n, double q);
+/* This process's CPU time (user + system, seconds) and read-type syscalls
+ * (/proc/self/io syscr, -1 if unreadable): the bench's own cost, so that a
+ * scenario can report what measuring took from the cores it shares. */
+typedef struct {
+  double cpu_s;
+  long long reads;
+} bench_self_cost;
+void bench_self_cost_get(bench_self_cost *out);
 /* VmRSS of pid in KiB, or -1. */
 long bench_rss_kib(pid_t pid);
 /* The pid listening on TCP port, or -1 (reads /proc/net/tcp{,6} and /proc/<pid>/fd). */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -18,6 +19,20 @@ double bench_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void bench_self_cost_get(bench_self_cost *out) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  out->cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+  out->reads = -1;
+  FILE *f = fopen("/proc/self/io", "r");
+  if (!f) return;
+  char line[128];
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "syscr: %lld", &out->reads) == 1) break;
+  fclose(f);
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -1,5 +1,7 @@
 /* client_frames.c: turns the server's JSON text frames (docs/api.md) into
- * pr_client callbacks, parsing with jansson. */
+ * pr_client callbacks: presence frames by the allocation-free scanner
+ * (client_scan.c) when they have the server's shape, everything else with
+ * jansson. */
 #include "base.h"
 #include "client_internal.h"
 
@@ -34,7 +36,17 @@ static int on_snapshot(pr_client *c, json_t *m) {
   return rc;
 }
 
+/* Larger than any user id and status the server sends; longer ones take
+ * the jansson path. */
+#define SCAN_SCRATCH 512
+
 int client_dispatch_text(pr_client *c, const char *data, size_t len) {
+  char scratch[SCAN_SCRATCH];
+  pr_client_entry pe;
+  if (client_scan_presence(data, len, &pe, scratch, sizeof(scratch)) == 0) {
+    if (c->h->on_presence) c->h->on_presence(c, &pe, c->arg);
+    return 0;
+  }
   json_error_t je;
   json_t *m = json_loadb(data, len, 0, &je);
   const char *type = json_is_object(m) ? json_string_value(json_object_get(m, "type")) : NULL;

@@ -42,6 +42,16 @@ struct pr_client {
  * Returns 0, or PR_EPROTO for a message that is not a JSON object with a
  * "type" (reported through on_error; the connection stays). */
 int client_dispatch_text(pr_client *c, const char *data, size_t len);
+/* client_scan.c: reads a presence frame in the exact shape the server writes
+ * it, {"type":"presence","user":S,"status":S,"last_seen":N|null,"version":N}
+ * (no whitespace, keys in that order), without allocating: the strings are
+ * unescaped into scratch[0..cap) and *e points into it (last_seen null is 0).
+ * Returns 0, or PR_EPROTO for anything else (another type or layout, a byte
+ * over 0x7f or a \u escape outside 1..0x7f in a string, an integer over
+ * INT64_MAX, strings that do not fit), which the dispatcher then parses with
+ * jansson; whenever this succeeds, jansson would give the same entry. */
+int client_scan_presence(const char *data, size_t len, pr_client_entry *e, char *scratch,
+                         size_t cap);
 /* client.c: called by the dispatcher when hello arrives (resets the backoff). */
 void client_mark_hello(pr_client *c);
 void client_report_error(pr_client *c, int err, const char *what);
