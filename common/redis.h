@@ -3,7 +3,9 @@
  * One pr_redis is one connection with: reconnect with exponential backoff,
  * a timeout on every command, scripts loaded once and called by SHA (reloaded
  * after NOSCRIPT), and a readiness state (connected and answering).
- * Commands issued in one loop iteration are written together (pipelined).
+ * Commands issued in one loop iteration are pipelined: they are written
+ * together at the end of the turn, except that every 8th queued command
+ * writes what is queued at once, so Redis starts on a burst early.
  * A subscriber connection (pr_redis_subscribe) resubscribes after reconnect.
  *
  * Ownership: the reply passed to a callback belongs to the client and is
