@@ -1,7 +1,8 @@
-/* app.c: the one helper the modules of presence-receive share beyond their
- * own files: random bits for generated ids. */
+/* app.c: the helpers the modules of presence-receive share beyond their own
+ * files: random bits for generated ids, and the instance id of an epoch. */
 #include "app.h"
 
+#include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -14,4 +15,11 @@ uint64_t recv_random_u64(void) {
     v = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&v;
   }
   return v;
+}
+
+void recv_instance_of(const recv_app *app, uint32_t epoch, char *out, size_t cap) {
+  if (epoch == 0)
+    snprintf(out, cap, "%s", app->instance_base);
+  else
+    snprintf(out, cap, "%s.%u", app->instance_base, (unsigned)epoch);
 }

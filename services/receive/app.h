@@ -23,6 +23,10 @@ typedef struct recv_registry recv_registry;
 typedef struct recv_lease recv_lease;
 typedef struct recv_deliver recv_deliver;
 typedef struct recv_versions recv_versions;
+typedef struct recv_expiry recv_expiry;
+
+/* Room kept in an instance id for its epoch suffix ".<n>" (n < 2^32). */
+#define RECV_EPOCH_SUFFIX_MAX 11
 
 /* Why an upgrade was refused (the label of recv_upgrades_refused_total). */
 enum {
@@ -54,13 +58,20 @@ typedef struct {
   pr_counter *rate_limited;               /* client frames refused by the rate limit */
   pr_counter *rate_closed;                /* connections closed for exceeding it */
   pr_counter *redis_failures;             /* registrations and removals Redis did not take */
+  pr_counter *lease_losses;               /* leases found lost: a new epoch each time */
+  pr_counter *tokens_expired;             /* connections closed because their token expired */
   pr_histogram *register_seconds;
 } recv_metrics;
 
 typedef struct recv_app {
   uv_loop_t *loop;
   recv_config cfg;
+  /* The instance id in Redis: instance_base at start, "<base>.<epoch>" once
+   * the lease was lost `epoch` times (lease.c). Every write names the current
+   * one; a device remembers the epoch it was registered under (registry.h). */
   char instance[PR_ID_MAX + 1];
+  char instance_base[PR_ID_MAX + 1 - RECV_EPOCH_SUFFIX_MAX];
+  uint32_t epoch;
   char *advertise; /* the nng address in the lease (pr_malloc'd) */
   bool graph_client;
   pr_auth *auth;
@@ -75,6 +86,7 @@ typedef struct recv_app {
   recv_lease *lease;
   recv_deliver *deliver;
   recv_versions *versions;
+  recv_expiry *expiry;
   size_t conns_open; /* WebSocket connections accepted and not yet closed */
   bool draining;     /* SIGTERM received */
   bool finished;     /* tearing down: callbacks only free memory */
@@ -82,5 +94,10 @@ typedef struct recv_app {
 
 /* 64 random bits from the kernel (getrandom). */
 uint64_t recv_random_u64(void);
+
+/* Writes the instance id of `epoch` into out: the base id for epoch 0,
+ * "<base>.<epoch>" otherwise (always a valid id: the base is at most
+ * PR_ID_MAX - RECV_EPOCH_SUFFIX_MAX bytes). */
+void recv_instance_of(const recv_app *app, uint32_t epoch, char *out, size_t cap);
 
 #endif

@@ -22,7 +22,9 @@ static const pr_setting table[] = {
             "nng PULL address where fanout delivers batches (port 0: any free port)"),
     ROW_STR("nng-advertise", NULL, nng_advertise,
             "nng address written in the instance lease; unset: the bound --nng-listen"),
-    ROW_STR("instance-id", NULL, instance_id, "this instance's id; unset: recv-<host>-<random>"),
+    ROW_STR("instance-id", NULL, instance_id,
+            "this instance's id, at most 53 bytes (\".<n>\" is appended after a lost lease); "
+            "unset: recv-<host>-<random>"),
     ROW_INT("lease-ttl-ms", "10000", 1000, 600000, lease_ttl_ms,
             "instance lease lifetime; refreshed every third of it"),
     ROW_INT("leave-grace-ms", "3000", 0, 600000, leave_grace_ms,
@@ -49,6 +51,8 @@ static const pr_setting table[] = {
             "groups up to this size make members watchers (same as send and fanout)"),
     ROW_INT("max-connections", "100000", 1, 10000000, max_connections,
             "WebSocket connections held at most (more are refused with 503)"),
+    ROW_INT("deliver-queue-max-bytes", "67108864", 1048576, 1073741824, deliver_queue_max_bytes,
+            "bytes of fanout batches held for the loop at most (more are dropped and counted)"),
 };
 
 int recv_config_load(recv_config *cfg, int argc, char **argv, char *err, size_t errlen) {

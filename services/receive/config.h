@@ -17,7 +17,7 @@ typedef struct {
   char *listen;
   char *nng_listen;
   char *nng_advertise; /* NULL: derived from the bound nng address */
-  char *instance_id;   /* NULL: generated "recv-<host>-<random>" */
+  char *instance_id;   /* NULL: generated "recv-<host>-<random>"; at most 53 bytes */
   long long lease_ttl_ms;
   long long leave_grace_ms;
   long long heartbeat_ms;
@@ -32,6 +32,7 @@ typedef struct {
   char *broadcast; /* changes|heartbeats */
   long long small_group_max;
   long long max_connections;
+  long long deliver_queue_max_bytes;
 } recv_config;
 
 /* Loads defaults, environment, --config and flags. Returns 0, 1 when --help
@@ -40,7 +41,7 @@ int recv_config_load(recv_config *cfg, int argc, char **argv, char *err, size_t 
 void recv_config_free(recv_config *cfg);
 
 /* Writes the instance id into out (cfg->instance_id, else generated). Returns
- * 0 or PR_ECONFIG (an invalid --instance-id). */
+ * 0 or PR_ECONFIG (an invalid --instance-id, or one of outlen bytes or more). */
 int recv_config_instance_id(const recv_config *cfg, char *out, size_t outlen);
 
 /* 1 if `origin` may open a WebSocket: the list is empty, or it names it

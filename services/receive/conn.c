@@ -2,11 +2,13 @@
  * updates that arrive before it), rate limit, pushes and close. */
 #include "conn.h"
 #include "base.h"
+#include "expiry.h"
 #include "frames.h"
 #include "log.h"
 #include "registry.h"
 
 #include <string.h>
+#include <time.h>
 
 #define HELD_MAX 64 /* updates held per connection while its snapshot is pending */
 
@@ -206,6 +208,12 @@ static bool rate_take(recv_conn *c) {
 static void on_message(pr_ws_conn *ws, int is_text, const char *data, size_t len, void *user) {
   recv_conn *c = user;
   if (!recv_conn_is_open(c)) return;
+  if (recv_expiry_passed(c->app->expiry, c, (int64_t)time(NULL))) {
+    recv_expiry_remove(c->app->expiry, c);
+    pr_counter_inc(c->app->m.tokens_expired);
+    recv_conn_close(c, RECV_CLOSE_TOKEN_EXPIRED, "token expired");
+    return;
+  }
   if (!rate_take(c)) {
     pr_counter_inc(c->app->m.rate_limited);
     if (++c->refused >= 2 * (uint64_t)c->app->cfg.rate_burst) {
@@ -229,6 +237,7 @@ static void on_close(pr_ws_conn *ws, int code, void *user) {
   recv_app *app = c->app;
   c->ws = NULL;
   c->closed = 1;
+  recv_expiry_remove(app->expiry, c);
   if (c->counted) app->conns_open--;
   if (c->dev && !app->finished) recv_registry_detach(app->reg, c);
   pr_free(c->held);
@@ -239,7 +248,7 @@ static void on_close(pr_ws_conn *ws, int code, void *user) {
 static const pr_ws_handlers handlers = {.on_message = on_message, .on_close = on_close};
 
 int recv_conn_open(recv_app *app, uv_tcp_t *tcp, const char *accept_key, const char *leftover,
-                   size_t leftover_len, const char *user, const char *device) {
+                   size_t leftover_len, const char *user, const char *device, int64_t exp) {
   recv_conn *c = pr_calloc(1, sizeof(*c));
   c->app = app;
   c->tokens_milli = (uint32_t)(app->cfg.rate_burst * 1000);
@@ -259,6 +268,7 @@ int recv_conn_open(recv_app *app, uv_tcp_t *tcp, const char *accept_key, const c
   if (rc != 0) return 0; /* the socket failed: on_close frees c */
   c->ws = ws;
   c->counted = 1;
+  recv_expiry_add(app->expiry, c, exp);
   app->conns_open++;
   pr_counter_inc(app->m.upgrades);
 

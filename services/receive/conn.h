@@ -36,13 +36,17 @@ typedef struct recv_conn {
   uint32_t refused;                /* frames refused by the rate limit lately */
   uint8_t refs;                    /* async operations holding the conn */
   uint8_t snapshot_pending : 1, closed : 1, counted : 1;
+  uint8_t subscribing : 1; /* a subscribe is in flight (one at a time) */
+  uint32_t exp_slot;       /* index + 1 in the token expiry heap (expiry.h); 0: none */
 } recv_conn;
 
 /* Takes over an upgraded socket (see pr_ws_conn_start): sends hello, registers
- * the device, sends the snapshot. user and device are validated ids. Returns 0
- * (the tcp is the conn's), or PR_EINVAL (the tcp is still the caller's). */
+ * the device, sends the snapshot, and closes it with 4001 once `exp` (the
+ * token's, seconds since the epoch) has passed. user and device are validated
+ * ids. Returns 0 (the tcp is the conn's), or PR_EINVAL (the tcp is still the
+ * caller's). */
 int recv_conn_open(recv_app *app, uv_tcp_t *tcp, const char *accept_key, const char *leftover,
-                   size_t leftover_len, const char *user, const char *device);
+                   size_t leftover_len, const char *user, const char *device, int64_t exp);
 
 /* Async operations a connection may have in flight; frames that would start
  * more are refused (a client cannot pile up work behind a slow Redis). */

@@ -25,7 +25,9 @@ struct recv_deliver {
   pthread_mutex_t mu;
   nng_msg **queue; /* filled by the nng thread, under mu */
   size_t qlen;
-  nng_msg **work; /* swapped with queue by the loop */
+  nng_msg **work;    /* swapped with queue by the loop */
+  size_t held_bytes; /* under mu: bytes of the messages queued or being handled */
+  size_t max_bytes;  /* --deliver-queue-max-bytes */
   atomic_uint_fast64_t queue_drops;
   /* the last delivery accepted in the batch being decoded: a delivery split
    * by the builder (too many recipients) repeats its version and must pass */
@@ -40,10 +42,15 @@ static void on_recv(void *arg) {
   if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) return; /* closing: do not re-arm */
   if (rv == 0) {
     nng_msg *m = nng_aio_get_msg(d->aio);
+    size_t len = nng_msg_len(m);
     bool queued = false;
     pthread_mutex_lock(&d->mu);
-    if (d->qlen < RECV_DELIVER_QUEUE_MAX) {
+    /* bounded by count and by bytes; one message is always taken when none
+     * is held, so that a message of any accepted size can pass */
+    if (d->qlen < RECV_DELIVER_QUEUE_MAX &&
+        (d->held_bytes == 0 || d->held_bytes + len <= d->max_bytes)) {
       d->queue[d->qlen++] = m;
+      d->held_bytes += len;
       queued = true;
     }
     pthread_mutex_unlock(&d->mu);
@@ -116,8 +123,10 @@ static void on_async(uv_async_t *h) {
   d->qlen = 0;
   d->work = batch;
   pthread_mutex_unlock(&d->mu);
+  size_t bytes = 0;
   for (size_t i = 0; i < n; i++) {
     nng_msg *m = batch[i];
+    bytes += nng_msg_len(m);
     if (!d->app->finished) {
       d->last_key = d->last_version = 0;
       pr_view sender = {0};
@@ -129,6 +138,11 @@ static void on_async(uv_async_t *h) {
       }
     }
     nng_msg_free(m);
+  }
+  if (n) {
+    pthread_mutex_lock(&d->mu);
+    d->held_bytes -= bytes;
+    pthread_mutex_unlock(&d->mu);
   }
 }
 
@@ -156,6 +170,7 @@ int recv_deliver_start(recv_app *app, const char *url, char **bound, char *err, 
   d->app = app;
   d->queue = pr_malloc(RECV_DELIVER_QUEUE_MAX * sizeof(nng_msg *));
   d->work = pr_malloc(RECV_DELIVER_QUEUE_MAX * sizeof(nng_msg *));
+  d->max_bytes = (size_t)app->cfg.deliver_queue_max_bytes;
   pthread_mutex_init(&d->mu, NULL);
   atomic_init(&d->queue_drops, 0);
   nng_listener l;

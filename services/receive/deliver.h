@@ -14,7 +14,11 @@
 
 #include <stdint.h>
 
-#define RECV_DELIVER_QUEUE_MAX 1024 /* nng messages waiting for the loop at most */
+/* nng messages waiting for the loop at most; their bytes (with those of the
+ * messages the loop is handling) are bounded by --deliver-queue-max-bytes
+ * (64 MiB by default: a message may be 4 MiB). Beyond either bound a message
+ * is dropped and counted (recv_deliver_queue_drops). */
+#define RECV_DELIVER_QUEUE_MAX 1024
 
 /* Listens on `url` (tcp://host:port; port 0 picks one). On success *bound is
  * the bound address (tcp://host:port, pr_malloc'd: caller frees). Returns 0,
@@ -22,7 +26,7 @@
 int recv_deliver_start(recv_app *app, const char *url, char **bound, char *err, size_t errlen);
 /* Stops receiving: nothing is pushed after it returns. */
 void recv_deliver_close(recv_deliver *d);
-/* Messages refused because the queue was full (any thread). */
+/* Messages refused because the queue was full, by count or bytes (any thread). */
 uint64_t recv_deliver_queue_drops(const recv_deliver *d);
 
 #endif

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A group subscription reply lists at most this many members (large-group
- * delivery, with paging and coalescing, is its own issue). */
+/* A group subscription reply lists at most --small-group-max members, and
+ * never more than this: a larger group's members come with large-group
+ * delivery (its own issue). One subscribe per connection is in flight at a
+ * time, so one connection holds at most one such list. */
 #define GROUP_REPLY_MAX 10000
 #define GROUP_PAGE      1000
 
@@ -36,6 +38,8 @@ static void status_cb(const pr_store_update *res, int err, void *arg) {
   if (err && !c->app->finished) {
     pr_counter_inc(c->app->m.redis_failures);
     pr_log_warn("receive", "status not stored", "err=\"%s\"", pr_strerror(err));
+    /* the write also registers the device: the resync redoes that part */
+    if (c->dev) recv_registry_write_failed(c->app->reg, c->dev);
     recv_conn_send_error(c, "unavailable", "status not stored, try again");
   }
   recv_conn_release(c);
@@ -66,10 +70,17 @@ typedef struct {
   size_t n, cap;
 } group_req;
 
+/* The most members a reply lists. */
+static size_t group_max(const recv_app *app) {
+  size_t max = (size_t)app->cfg.small_group_max;
+  return max < GROUP_REPLY_MAX ? max : GROUP_REPLY_MAX;
+}
+
 static void group_done(group_req *g) {
   for (size_t i = 0; i < g->n; i++)
     pr_free(g->members[i]);
   pr_free(g->members);
+  g->c->subscribing = 0;
   recv_conn_release(g->c);
   pr_free(g);
 }
@@ -105,6 +116,10 @@ static void group_read_cb(const pr_presence *users, size_t n, int err, void *arg
   group_done(g);
 }
 
+/* SSCAN's COUNT for `want` more members (a hint: a page may hold more, the
+ * extra are not kept). */
+static unsigned page_of(size_t want) { return want < GROUP_PAGE ? (unsigned)want : GROUP_PAGE; }
+
 static void members_cb(const char *const *members, size_t n, const char *next, int err, void *arg) {
   group_req *g = arg;
   if (err) {
@@ -115,17 +130,19 @@ static void members_cb(const char *const *members, size_t n, const char *next, i
     group_done(g);
     return;
   }
-  for (size_t i = 0; i < n && g->n < GROUP_REPLY_MAX; i++) {
+  recv_app *app = g->c->app;
+  size_t max = group_max(app);
+  for (size_t i = 0; i < n && g->n < max; i++) {
     if (g->n == g->cap) {
       g->cap = g->cap ? g->cap * 2 : 16;
+      if (g->cap > max) g->cap = max;
       g->members = pr_realloc(g->members, g->cap * sizeof(char *));
     }
     g->members[g->n++] = pr_strdup(members[i]);
   }
-  recv_app *app = g->c->app;
   int rc;
-  if (strcmp(next, "0") != 0 && g->n < GROUP_REPLY_MAX)
-    rc = pr_graph_members(app->store, g->group, next, GROUP_PAGE, members_cb, g);
+  if (strcmp(next, "0") != 0 && g->n < max)
+    rc = pr_graph_members(app->store, g->group, next, page_of(max - g->n), members_cb, g);
   else if (g->n == 0) {
     group_read_cb(NULL, 0, 0, g);
     return;
@@ -150,7 +167,8 @@ static void ismember_cb(pr_redis *r, redisReply *reply, int err, void *arg) {
     group_done(g);
     return;
   }
-  int rc = pr_graph_members(g->c->app->store, g->group, "0", GROUP_PAGE, members_cb, g);
+  int rc = pr_graph_members(g->c->app->store, g->group, "0", page_of(group_max(g->c->app)),
+                            members_cb, g);
   if (rc != 0) group_fail(g, rc);
 }
 
@@ -164,8 +182,14 @@ static void on_subscribe(recv_conn *c, json_t *msg) {
     recv_conn_send_error(c, "forbidden", "groups are kept by the clients (graph = client)");
     return;
   }
+  if (c->subscribing) {
+    pr_counter_inc(c->app->m.rate_limited);
+    recv_conn_send_error(c, "rate_limited", "a subscribe is in flight, wait for its reply");
+    return;
+  }
   group_req *g = pr_calloc(1, sizeof(*g));
   g->c = c;
+  c->subscribing = 1;
   recv_conn_hold(c);
   snprintf(g->group, sizeof(g->group), "%s", group);
   char key[PR_ID_MAX + 4];

@@ -2,9 +2,11 @@
  * inst:<id> = its nng address with PX --lease-ttl-ms, refreshed every third
  * of the ttl with SET ... XX, and its id in the set `insts`. One lease
  * vouches for every connection here, so nothing is written per connection
- * per heartbeat. When a refresh finds the lease gone (fanout may then have
- * removed this instance's devices), or registrations failed, the lease is
- * created again and every held device registered again.
+ * per heartbeat. When a refresh finds the lease gone (fanout may then be
+ * cleaning this id), the instance takes a new id, "<base>.<n>" (n: the
+ * epoch, +1 at each loss), creates its lease with SET NX, adds it to `insts`
+ * and registers every device with open connections under it. Registrations
+ * that failed are redone after a refresh that found the lease held.
  *
  * Ownership: recv_lease_new's result is closed with recv_lease_close, then
  * freed with recv_lease_free once the loop has run (its timer closed) and no

@@ -5,6 +5,7 @@
 #include "base.h"
 #include "conn.h"
 #include "deliver.h"
+#include "expiry.h"
 #include "lease.h"
 #include "log.h"
 #include "loop.h"
@@ -33,6 +34,7 @@ static void finish(void) {
   pr_http_server_free(app.http, NULL);
   app.http = NULL;
   recv_registry_close(app.reg);
+  recv_expiry_close(app.expiry);
   pr_redis_free(app.redis); /* pending commands fail now; their callbacks see `finished` */
   app.redis = NULL;
   app.ops.redis = NULL;
@@ -110,10 +112,12 @@ static char *advertise_of(const char *bound) {
 static int setup(char *err, size_t errlen) {
   recv_config *cfg = &app.cfg;
   int rc;
-  if (recv_config_instance_id(cfg, app.instance, sizeof(app.instance)) != 0) {
-    snprintf(err, errlen, "--instance-id: must be 1-64 characters of [A-Za-z0-9_.:@-]");
+  if (recv_config_instance_id(cfg, app.instance_base, sizeof(app.instance_base)) != 0) {
+    snprintf(err, errlen, "--instance-id: must be 1-%d characters of [A-Za-z0-9_.:@-]",
+             (int)sizeof(app.instance_base) - 1);
     return PR_ECONFIG;
   }
+  recv_instance_of(&app, 0, app.instance, sizeof(app.instance));
   app.graph_client = strcmp(cfg->graph, "client") == 0;
   pr_auth_opts ao = {.hs256_secret = cfg->common.jwt_secret,
                      .public_key_path = cfg->common.jwt_public_key};
@@ -138,6 +142,7 @@ static int setup(char *err, size_t errlen) {
   }
   app.versions = recv_versions_new();
   app.reg = recv_registry_new(&app);
+  app.expiry = recv_expiry_new(&app);
 
   char *bound = NULL;
   if ((rc = recv_deliver_start(&app, cfg->nng_listen, &bound, err, errlen)) != 0) return rc;
@@ -175,6 +180,7 @@ static void teardown(void) {
   if (app.deliver) recv_deliver_close(app.deliver);
   if (app.lease && !app.draining) recv_lease_close(app.lease);
   if (app.reg && !app.finished) recv_registry_close(app.reg);
+  recv_expiry_close(app.expiry);
   if (app.redis) pr_redis_free(app.redis);
   app.http = NULL;
   app.redis = NULL;
@@ -182,6 +188,7 @@ static void teardown(void) {
   pr_loop_close_all(app.loop); /* runs the close callbacks, frees the ws connections */
   recv_lease_free(app.lease);
   recv_registry_free(app.reg);
+  recv_expiry_free(app.expiry);
   pr_store_free(app.store);
   recv_versions_free(app.versions);
   if (app.router) pr_http_router_free(app.router);

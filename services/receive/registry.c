@@ -20,9 +20,8 @@ struct recv_registry {
   size_t nusers, ndevs;
   recv_dev *lhead, *ltail; /* pending leaves, earliest first */
   uv_timer_t timer;
-  bool need_resync;
+  bool need_resync; /* some device is dirty */
   bool closed;
-  char ic_key[PR_ID_MAX + 8]; /* "ic:<instance>" */
 };
 
 /* ---- hash table ------------------------------------------------------- */
@@ -117,59 +116,96 @@ static void dev_maybe_free(recv_registry *reg, recv_dev *d) {
 /* ---- Redis registration ------------------------------------------------- */
 
 static void note_failure(recv_registry *reg, const char *what, int err) {
-  reg->need_resync = true;
   pr_counter_inc(reg->app->m.redis_failures);
   pr_log_warn("receive", "redis write failed", "op=%s err=\"%s\"", what, pr_strerror(err));
 }
 
-static void pair_of(const recv_dev *d, char *out, size_t cap) {
-  snprintf(out, cap, "%s/%s", d->user->id, d->id);
+/* The instance id (and its ic: key) a device was registered under: the
+ * latest epoch, not after the current one, with the device's low 8 bits (a
+ * device cannot outlive 256 lost leases while it waits for its removal). */
+static void dev_instance(const recv_registry *reg, const recv_dev *d, char *id, size_t idcap,
+                         char *ic, size_t iccap) {
+  const recv_app *app = reg->app;
+  uint32_t epoch = app->epoch - (uint8_t)((uint8_t)app->epoch - d->epoch);
+  recv_instance_of(app, epoch, id, idcap);
+  if (ic) snprintf(ic, iccap, "ic:%s", id);
 }
 
-static void ic_cb(pr_redis *r, redisReply *reply, int err, void *arg) {
-  recv_registry *reg = arg;
-  if (err && !reg->closed) note_failure(reg, "ic", err);
+void recv_registry_write_failed(recv_registry *reg, recv_dev *d) {
+  d->dirty = 1;
+  reg->need_resync = true;
 }
 
-/* SADD or SREM ic:<id> "user/device". */
-static int ic_update(recv_registry *reg, const char *cmd, const recv_dev *d) {
-  char pair[2 * PR_ID_MAX + 2];
-  pair_of(d, pair, sizeof(pair));
-  const char *argv[] = {cmd, reg->ic_key, pair};
-  return pr_redis_cmdargv(reg->app->redis, ic_cb, reg, 3, argv, NULL);
+/* One registration in flight (conn_set + SADD ic). It names its device by
+ * "user/device", not by pointer: the device may be gone when Redis answers. */
+typedef struct {
+  recv_registry *reg;
+  recv_conn *c; /* held; NULL for a resync */
+  uint8_t wait;
+  bool failed;
+  char pair[]; /* "user/device" */
+} reg_op;
+
+static void reg_op_step(reg_op *x, const char *what, int err) {
+  recv_registry *reg = x->reg;
+  if (err && !reg->closed && !reg->app->finished) {
+    note_failure(reg, what, err);
+    x->failed = true;
+  }
+  if (--x->wait > 0) return;
+  if (x->failed && !reg->closed && !reg->app->finished) {
+    char *slash = strchr(x->pair, '/');
+    recv_user *u = recv_registry_find(reg, x->pair, (size_t)(slash - x->pair));
+    for (recv_dev *d = u ? u->devs : NULL; d; d = d->next)
+      if (strcmp(d->id, slash + 1) == 0 && d->nconns > 0) recv_registry_write_failed(reg, d);
+  } else if (x->c && !x->failed && !reg->app->finished) {
+    uint32_t ms = (uint32_t)uv_now(reg->app->loop) - x->c->reg_start_ms;
+    pr_histogram_observe(reg->app->m.register_seconds, ms / 1000.0);
+  }
+  if (x->c) recv_conn_release(x->c);
+  pr_free(x);
 }
 
 static void conn_set_cb(const pr_store_update *res, int err, void *arg) {
-  recv_conn *c = arg;
-  recv_app *app = c->app;
-  if (err) {
-    if (!app->finished) note_failure(app->reg, "conn_set", err);
-  } else {
-    uint32_t ms = (uint32_t)uv_now(app->loop) - c->reg_start_ms;
-    pr_histogram_observe(app->m.register_seconds, ms / 1000.0);
-  }
-  recv_conn_release(c);
+  reg_op_step(arg, "conn_set", err);
+}
+static void ic_add_cb(pr_redis *r, redisReply *reply, int err, void *arg) {
+  reg_op_step(arg, "ic", err);
 }
 
-static void resync_cb(const pr_store_update *res, int err, void *arg) {
+/* An SREM ic:<id> that failed leaves a pair whose conn_del is a no-op. */
+static void ic_rem_cb(pr_redis *r, redisReply *reply, int err, void *arg) {
   recv_registry *reg = arg;
-  if (err && !reg->closed) note_failure(reg, "conn_set", err);
+  if (err && !reg->closed && !reg->app->finished) note_failure(reg, "ic", err);
 }
 
+/* Registers d under the current instance id; c (may be NULL) is the
+ * connection that caused it, held until both replies came. */
 static void dev_register(recv_registry *reg, recv_dev *d, recv_conn *c) {
   recv_app *app = reg->app;
-  int rc;
+  size_t ulen = d->user->len, dlen = strlen(d->id);
+  reg_op *x = pr_malloc(sizeof(*x) + ulen + dlen + 2);
+  *x = (reg_op){.reg = reg, .c = c, .wait = 1};
+  memcpy(x->pair, d->user->id, ulen);
+  x->pair[ulen] = '/';
+  memcpy(x->pair + ulen + 1, d->id, dlen + 1);
+  d->epoch = (uint8_t)app->epoch;
+  d->dirty = 0;
   if (c) {
     c->reg_start_ms = (uint32_t)uv_now(app->loop);
     recv_conn_hold(c);
-    rc = pr_store_conn_set(app->store, d->user->id, d->id, app->instance, NULL, conn_set_cb, c);
-    if (rc != 0) recv_conn_release(c);
-  } else {
-    rc = pr_store_conn_set(app->store, d->user->id, d->id, app->instance, NULL, resync_cb, reg);
   }
-  if (rc != 0) note_failure(reg, "conn_set", rc);
-  rc = ic_update(reg, "SADD", d);
-  if (rc != 0) note_failure(reg, "ic", rc);
+  int rc = pr_store_conn_set(app->store, d->user->id, d->id, app->instance, NULL, conn_set_cb, x);
+  if (rc == 0) x->wait++;
+  int rc2 = PR_EUNAVAIL;
+  if (rc == 0) { /* an ic pair without its device would only cost a no-op conn_del */
+    char ic[PR_ID_MAX + 8];
+    snprintf(ic, sizeof(ic), "ic:%s", app->instance);
+    const char *argv[] = {"SADD", ic, x->pair};
+    rc2 = pr_redis_cmdargv(app->redis, ic_add_cb, x, 3, argv, NULL);
+    if (rc2 == 0) x->wait++;
+  }
+  reg_op_step(x, rc ? "conn_set" : "ic", rc ? rc : rc2); /* drops the hold taken while sending */
 }
 
 /* ---- leaves --------------------------------------------------------------- */
@@ -247,7 +283,9 @@ static void leave_now(recv_registry *reg, recv_dev *d) {
   recv_app *app = reg->app;
   removal *x = pr_malloc(sizeof(*x));
   *x = (removal){reg, d};
-  int rc = pr_store_conn_del(app->store, d->user->id, d->id, app->instance, conn_del_cb, x);
+  char inst[PR_ID_MAX + 1], ic[PR_ID_MAX + 8];
+  dev_instance(reg, d, inst, sizeof(inst), ic, sizeof(ic));
+  int rc = pr_store_conn_del(app->store, d->user->id, d->id, inst, conn_del_cb, x);
   if (rc != 0) {
     pr_free(x);
     note_failure(reg, "conn_del", rc);
@@ -255,7 +293,10 @@ static void leave_now(recv_registry *reg, recv_dev *d) {
     return;
   }
   d->deleting++;
-  rc = ic_update(reg, "SREM", d);
+  char pair[2 * PR_ID_MAX + 2];
+  snprintf(pair, sizeof(pair), "%s/%s", d->user->id, d->id);
+  const char *argv[] = {"SREM", ic, pair};
+  rc = pr_redis_cmdargv(app->redis, ic_rem_cb, reg, 3, argv, NULL);
   if (rc != 0) note_failure(reg, "ic", rc);
 }
 
@@ -277,7 +318,6 @@ recv_registry *recv_registry_new(recv_app *app) {
   reg->app = app;
   reg->nbuckets = 1024;
   reg->buckets = pr_calloc(reg->nbuckets, sizeof(*reg->buckets));
-  snprintf(reg->ic_key, sizeof(reg->ic_key), "ic:%s", app->instance);
   uv_timer_init(app->loop, &reg->timer);
   reg->timer.data = reg;
   return reg;
@@ -353,12 +393,23 @@ void recv_registry_resync(recv_registry *reg) {
   size_t n = 0;
   for (size_t i = 0; i < reg->nbuckets; i++)
     for (recv_user *u = reg->buckets[i]; u; u = u->hnext)
+      for (recv_dev *d = u->devs; d; d = d->next) {
+        if (!d->dirty) continue;
+        d->dirty = 0;
+        if (d->nconns == 0) continue; /* leaving: never registered again */
+        dev_register(reg, d, NULL);
+        n++;
+      }
+  if (n)
+    pr_log_info("receive", "devices registered again", "devices=%zu instance=%s", n,
+                reg->app->instance);
+}
+
+void recv_registry_renew(recv_registry *reg) {
+  for (size_t i = 0; i < reg->nbuckets; i++)
+    for (recv_user *u = reg->buckets[i]; u; u = u->hnext)
       for (recv_dev *d = u->devs; d; d = d->next)
-        if (d->nconns > 0 || d->in_leave) {
-          dev_register(reg, d, NULL);
-          n++;
-        }
-  if (n) pr_log_info("receive", "devices registered again", "devices=%zu", n);
+        if (d->nconns > 0) recv_registry_write_failed(reg, d);
 }
 
 size_t recv_registry_users(const recv_registry *reg) { return reg->nusers; }
@@ -383,15 +434,48 @@ void recv_registry_each_conn(recv_registry *reg, void (*fn)(recv_conn *c, void *
 /* ---- drain ---------------------------------------------------------------- */
 
 typedef struct {
+  recv_registry *reg;
   size_t pending;
-  bool ok;
+  bool ok;       /* every command so far succeeded */
+  bool removing; /* second phase: the instance's own keys */
   void (*done)(bool ok, void *arg);
   void *arg;
 } drain_ctx;
 
+static void drain_cmd_cb(pr_redis *r, redisReply *reply, int err, void *arg);
+
+/* Once every device is removed, the instance's keys go; if any removal
+ * failed, only the lease does: ic:<id> and insts still name the instance, so
+ * fanout's cleanup of a dead instance removes the devices left. */
+static void drain_keys(drain_ctx *x) {
+  recv_app *app = x->reg->app;
+  char inst_key[PR_ID_MAX + 8], ic_key[PR_ID_MAX + 8];
+  snprintf(inst_key, sizeof(inst_key), "inst:%s", app->instance);
+  snprintf(ic_key, sizeof(ic_key), "ic:%s", app->instance);
+  const char *cmds[3][3] = {
+      {"DEL", ic_key, NULL}, {"SREM", "insts", app->instance}, {"DEL", inst_key, NULL}};
+  if (!x->ok)
+    pr_log_warn("receive", "drain: some devices not removed, leaving them to fanout's cleanup",
+                "instance=%s", app->instance);
+  x->removing = true;
+  x->pending = 1; /* held until every command is issued */
+  for (size_t i = x->ok ? 0 : 2; i < 3; i++) {
+    int argc = cmds[i][2] ? 3 : 2;
+    if (pr_redis_cmdargv(app->redis, drain_cmd_cb, x, argc, cmds[i], NULL) == 0)
+      x->pending++;
+    else
+      x->ok = false;
+  }
+}
+
 static void drain_step(drain_ctx *x, int err) {
   if (err) x->ok = false;
   if (--x->pending > 0) return;
+  if (!x->removing && !x->reg->closed && !x->reg->app->finished) {
+    drain_keys(x);
+    drain_step(x, 0);
+    return;
+  }
   x->done(x->ok, x->arg);
   pr_free(x);
 }
@@ -405,6 +489,7 @@ int recv_registry_drain(recv_registry *reg, void (*done)(bool ok, void *arg), vo
   recv_app *app = reg->app;
   if (!pr_redis_is_ready(app->redis)) return PR_EUNAVAIL;
   drain_ctx *x = pr_calloc(1, sizeof(*x));
+  x->reg = reg;
   x->ok = true;
   x->done = done;
   x->arg = arg;
@@ -415,22 +500,13 @@ int recv_registry_drain(recv_registry *reg, void (*done)(bool ok, void *arg), vo
   for (size_t i = 0; i < reg->nbuckets; i++)
     for (recv_user *u = reg->buckets[i]; u; u = u->hnext)
       for (recv_dev *d = u->devs; d; d = d->next) {
-        if (pr_store_conn_del(app->store, u->id, d->id, app->instance, drain_del_cb, x) == 0)
+        char inst[PR_ID_MAX + 1];
+        dev_instance(reg, d, inst, sizeof(inst), NULL, 0);
+        if (pr_store_conn_del(app->store, u->id, d->id, inst, drain_del_cb, x) == 0)
           x->pending++;
         else
           x->ok = false;
       }
-  char inst_key[PR_ID_MAX + 8];
-  snprintf(inst_key, sizeof(inst_key), "inst:%s", app->instance);
-  const char *cmds[3][3] = {
-      {"DEL", reg->ic_key, NULL}, {"SREM", "insts", app->instance}, {"DEL", inst_key, NULL}};
-  for (size_t i = 0; i < 3; i++) {
-    int argc = cmds[i][2] ? 3 : 2;
-    if (pr_redis_cmdargv(app->redis, drain_cmd_cb, x, argc, cmds[i], NULL) == 0)
-      x->pending++;
-    else
-      x->ok = false;
-  }
   drain_step(x, 0);
   return 0;
 }

@@ -33,7 +33,9 @@ struct recv_dev {
   uint64_t leave_at; /* loop time (ms) when the device goes */
   uint32_t nconns;   /* open connections of this user+device here */
   uint8_t in_leave : 1;
-  uint8_t deleting; /* removals in flight */
+  uint8_t dirty : 1; /* a registration or status write failed: the resync redoes it */
+  uint8_t deleting;  /* removals in flight */
+  uint8_t epoch;     /* low 8 bits of the epoch it was last registered under */
   char id[];
 };
 
@@ -52,11 +54,22 @@ void recv_registry_detach(recv_registry *reg, recv_conn *c);
 /* The user's entry, or NULL when it has no connection here. */
 recv_user *recv_registry_find(recv_registry *reg, const char *user, size_t len);
 
-/* Redis may have lost some registrations: set by failures, cleared by resync. */
+/* A registration or status write of d failed (d->dirty): the next resync
+ * registers it again if it still has open connections. */
+void recv_registry_write_failed(recv_registry *reg, recv_dev *d);
+/* Some device is dirty. */
 bool recv_registry_needs_resync(const recv_registry *reg);
-/* Re-registers every device held (conn_set + SADD ic for each, issued
- * together so that they are pipelined). */
+/* Registers again (conn_set + SADD ic, pipelined) every dirty device that
+ * still has open connections, and clears every dirty flag. A device waiting
+ * out its leave grace is never registered again: that would bring a user who
+ * left back online. */
 void recv_registry_resync(recv_registry *reg);
+/* The instance id changed (app->epoch, app->instance: a lost lease): marks
+ * every device with open connections dirty, so that the next resync
+ * registers it under the new id. Devices in their leave grace keep their
+ * registration under the old id (their removal names it; fanout's cleanup of
+ * the old id removes them too). */
+void recv_registry_renew(recv_registry *reg);
 
 size_t recv_registry_users(const recv_registry *reg);
 size_t recv_registry_devices(const recv_registry *reg);
@@ -64,10 +77,12 @@ size_t recv_registry_devices(const recv_registry *reg);
 void recv_registry_each_conn(recv_registry *reg, void (*fn)(recv_conn *c, void *arg), void *arg);
 
 /* Drain: cancels every pending leave and removes every device of this
- * instance from Redis at once (conn_del each, then DEL ic:<id>, SREM insts,
- * DEL inst:<id>), all pipelined; done(ok, arg) once every reply came (ok = 1
- * if Redis took them all). Returns 0, or PR_EUNAVAIL (Redis down: done is
- * not called). */
+ * instance from Redis at once (conn_del each, pipelined); once every one
+ * succeeded, DEL ic:<id>, SREM insts <id> and DEL inst:<id>. If any failed,
+ * only DEL inst:<id>: the instance then looks dead and fanout's cleanup
+ * removes what is left (ic:<id> still lists it). done(ok, arg) once every
+ * reply came (ok = 1 if Redis took them all). Returns 0, or PR_EUNAVAIL
+ * (Redis down: done is not called). */
 int recv_registry_drain(recv_registry *reg, void (*done)(bool ok, void *arg), void *arg);
 
 /* Stops the leave timer (teardown). */

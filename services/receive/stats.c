@@ -5,6 +5,8 @@
 #include "registry.h"
 #include "ws.h"
 
+#include <stdio.h>
+
 static double conns_open(void *arg) { return (double)((recv_app *)arg)->conns_open; }
 static double users_here(void *arg) {
   recv_app *app = arg;
@@ -14,6 +16,8 @@ static double devices_here(void *arg) {
   recv_app *app = arg;
   return app->reg ? (double)recv_registry_devices(app->reg) : 0;
 }
+static double one(void *arg) { return 1; }
+static double instance_epoch(void *arg) { return (double)((recv_app *)arg)->epoch; }
 static double queue_drops(void *arg) {
   recv_app *app = arg;
   return app->deliver ? (double)recv_deliver_queue_drops(app->deliver) : 0;
@@ -94,6 +98,20 @@ void recv_stats_register(recv_app *app) {
   m->redis_failures =
       pr_metrics_counter(r, "recv_redis_write_failures_total",
                          "registrations, removals and status writes Redis did not take", NULL);
+  m->lease_losses = pr_metrics_counter(
+      r, "recv_lease_losses_total",
+      "instance leases found lost; each gives the instance a new id <base>.<epoch>", NULL);
+  pr_metrics_gauge_fn(r, "recv_instance_epoch",
+                      "the epoch of the current instance id (0: the base id, n: <base>.<n>)", NULL,
+                      instance_epoch, app);
+  char base[PR_ID_MAX + 16];
+  snprintf(base, sizeof(base), "base=\"%s\"", app->instance_base);
+  pr_metrics_gauge_fn(r, "recv_instance_info",
+                      "1; the current instance id is base (epoch 0) or base.<recv_instance_epoch>",
+                      base, one, app);
+  m->tokens_expired =
+      pr_metrics_counter(r, "recv_tokens_expired_total",
+                         "connections closed because their token expired (4001)", NULL);
   m->register_seconds = pr_metrics_histogram(r, "recv_registration_seconds",
                                              "time from upgrade to the device registered in Redis",
                                              NULL, reg_bounds, PR_ARRAY_LEN(reg_bounds));

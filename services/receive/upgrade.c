@@ -107,7 +107,8 @@ void recv_upgrade_handle(pr_http_req *req, void *arg) {
   char *leftover;
   size_t leftover_len;
   if (pr_http_detach(req, &tcp, &leftover, &leftover_len) != 0) return; /* client gone */
-  rc = recv_conn_open(app, tcp, accept, leftover, leftover_len, claims.sub, device);
+  rc = recv_conn_open(app, tcp, accept, leftover, leftover_len, claims.sub, device,
+                      (int64_t)claims.exp);
   pr_free(leftover);
   if (rc != 0) { /* cannot happen with a key pr_ws_accept_key took; close cleanly anyway */
     pr_log_warn("receive", "upgrade failed", "err=\"%s\"", pr_strerror(rc));

@@ -11,7 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import http from 'node:http';
 import {
-  startStack, binDir, encode, request, open, connect, waitFor, parseDevice, runDir, mintToken,
+  startStack, binDir, encode, request, open, connect, waitFor, parseDevice, runDir, mintToken, evalScript,
 } from './lib/stack.mjs';
 
 const has = (bin) => fs.existsSync(path.join(binDir(), bin));
@@ -80,6 +80,9 @@ function rawUpgrade(port, { headers = {}, pathQ = '/v1/ws' } = {}) {
 }
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+
+const idOf = (svc) => svc.args[svc.args.indexOf('--instance-id') + 1];
+const esc = (s) => s.replace(/[.]/g, '\\.');
 
 async function leaseOf(redis, svc) {
   const id = svc.args[svc.args.indexOf('--instance-id') + 1];
@@ -306,19 +309,63 @@ describe('presence-receive', () => {
     await Promise.all([alice.close(), bob.close()]);
   });
 
-  test('a lost lease is recreated and every held device registered again', async () => {
+  test('a lost lease is recreated under a new instance id and every held device registered again', async () => {
     const c = await stack.ws('lease-user', 'dev');
     await c.next((m) => m.type === 'snapshot');
     await waitFor(async () => (await redis.hget(stack.keys.presence('lease-user'), 'st')) === 'online', 3000);
+    const before = await redis.hget(stack.keys.route('lease-user'), 'dev');
     // what fanout's cleanup does to a dead instance
-    await redis.del(`inst:${inst.id}`, `ic:${inst.id}`, stack.keys.presence('lease-user'), stack.keys.route('lease-user'));
-    await redis.srem('insts', inst.id);
-    await waitFor(async () => (await redis.get(`inst:${inst.id}`)) === inst.addr, 3000, 25, 'lease back');
+    await redis.del(`inst:${before}`, `ic:${before}`, stack.keys.presence('lease-user'), stack.keys.route('lease-user'));
+    await redis.srem('insts', before);
+    let id;
+    await waitFor(async () => {
+      id = await redis.hget(stack.keys.route('lease-user'), 'dev');
+      return id && (await redis.get(`inst:${id}`)) === inst.addr;
+    }, 3000, 25, 'registered again');
+    assert.match(id, new RegExp(`^${esc(inst.id)}\\.\\d+$`), 'a new epoch of the id');
     await waitFor(async () => (await redis.hget(stack.keys.presence('lease-user'), 'st')) === 'online', 3000, 25, 'device back');
-    assert.equal(await redis.sismember('insts', inst.id), 1);
-    assert.equal(await redis.sismember(`ic:${inst.id}`, 'lease-user/dev'), 1);
-    assert.equal(await redis.hget(stack.keys.route('lease-user'), 'dev'), inst.id);
+    assert.equal(await redis.sismember('insts', id), 1);
+    assert.equal(await redis.sismember(`ic:${id}`, 'lease-user/dev'), 1);
+    assert.equal(parseDevice(await redis.hget(stack.keys.presence('lease-user'), 'd:dev')).instance, id);
+    const ready = await request(`${rc.url}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.match(ready.text, new RegExp(`instance=${esc(id)}\\n`));
     await c.close();
+  });
+
+  test('a token that expires closes its connection with 4001', async () => {
+    const t0 = Date.now();
+    const c = await stack.ws(stack.token('exp-user', { expSeconds: 2 }), 'd');
+    await c.next((m) => m.type === 'snapshot');
+    const { code } = await c.closed;
+    assert.equal(code, 4001);
+    const took = Date.now() - t0;
+    assert.ok(took >= 900 && took < 3500, `closed after ${took} ms`);
+    assert.match((await request(`${rc.url}/metrics`)).text, /^recv_tokens_expired_total [1-9]/m);
+  });
+
+  test('subscribe: one in flight per connection, and at most --small-group-max members listed', async () => {
+    const members = Array.from({ length: 150 }, (_, i) => `big-${String(i).padStart(3, '0')}`);
+    await redis.sadd('gm:big-team', ...members);
+    const a = await stack.ws('big-000', 'd');
+    await a.next((m) => m.type === 'snapshot');
+    // two subscribes in one TCP segment: the second is read while the first is in flight
+    a.ws._socket.cork();
+    a.send({ type: 'subscribe', group: 'big-team' });
+    a.send({ type: 'subscribe', group: 'big-team' });
+    a.ws._socket.uncork();
+    const e = await a.waitFor((m) => m.type === 'error');
+    assert.equal(e.code, 'rate_limited');
+    const g = await a.waitFor((m) => m.type === 'group');
+    assert.equal(g.users.length, 100, 'the first --small-group-max members');
+    assert.equal(new Set(g.users.map((u) => u.user)).size, 100);
+    for (const u of g.users) assert.ok(members.includes(u.user), u.user);
+    assert.equal(g.online, g.users.find((u) => u.user === 'big-000') ? 1 : 0, 'online among those listed');
+    // once answered, the next subscribe is taken
+    a.send({ type: 'subscribe', group: 'big-team' });
+    await waitFor(() => a.messages.filter((m) => m.type === 'group').length === 2, 3000, 25, 'second reply');
+    assert.equal(a.messages.filter((m) => m.type === 'error').length, 1);
+    await a.close();
   });
 
   test('healthz, readyz, metrics', async () => {
@@ -411,5 +458,183 @@ describe('presence-receive limits and drain', () => {
     for (const u of ['dr-a', 'dr-b']) assert.equal(await redis.hget(stack.keys.presence(u), 'st'), 'offline', u);
     assert.equal(await redis.exists(`inst:${id}`, `ic:${id}`), 0);
     assert.equal(await redis.sismember('insts', id), 0);
+  });
+});
+
+// ---- instance epochs, Redis stalls, drain failures, the nng queue -------
+
+
+/** What presence-fanout does to a dead instance (services/fanout/instances.c),
+ * step by step: conn_del for every pair of ic:<id>, then DEL ic:<id>, SREM insts. */
+async function cleanInstanceByHand(stack, redis, id) {
+  for (const pair of await redis.smembers(`ic:${id}`)) {
+    const [user, device] = pair.split('/');
+    const k = stack.keys;
+    await evalScript(redis, 'conn_del', [k.presence(user), k.deadlinesOf(user), k.eventsOf(user), k.route(user)],
+                     [user, device, id]);
+  }
+  await redis.del(`ic:${id}`);
+  await redis.srem('insts', id);
+}
+
+describe('presence-receive after a lost lease', () => {
+  let stack, redis;
+  before(async () => {
+    stack = await startStack({
+      sends: 0,
+      fanouts: HAS_FANOUT ? 1 : 0,
+      receives: 1,
+      receiveArgs: ['--leave-grace-ms', '600', '--lease-ttl-ms', '1500'],
+    });
+    redis = stack.redisClient();
+  });
+
+  test('the old id\'s cleanup, racing with the re-registration, removes nobody; kill -9 still ends offline', async () => {
+    const base = idOf(stack.receive);
+    const addr = await redis.get(`inst:${base}`);
+    await redis.sadd('ct:ep-v', 'ep-u'); // ep-u watches ep-v
+    await redis.sadd('cw:ep-u', 'ep-v');
+    const u = await stack.ws('ep-u', 'dev');
+    await u.next((m) => m.type === 'snapshot');
+    const rec = stack.keys.presence('ep-u');
+    await waitFor(async () => (await redis.hget(rec, 'st')) === 'online', 3000, 25, 'online');
+
+    // the lease lapses as if receive had stalled past its ttl ...
+    await redis.del(`inst:${base}`);
+    // ... receive finds it lost and registers again
+    let id;
+    await waitFor(async () => {
+      id = await redis.hget(stack.keys.route('ep-u'), 'dev');
+      return id && (await redis.get(`inst:${id}`)) === addr;
+    }, 5000, 25, 'registered again');
+    // ... and only now does fanout's cleanup of the dead id run
+    await cleanInstanceByHand(stack, redis, base);
+
+    assert.equal(await redis.hget(rec, 'st'), 'online', 'the live device survives the old id\'s cleanup');
+    assert.match(id, new RegExp(`^${esc(base)}\\.\\d+$`));
+    assert.equal(parseDevice(await redis.hget(rec, 'd:dev')).instance, id);
+    assert.equal(await redis.sismember('insts', id), 1, 'the new id is tracked');
+    assert.equal(await redis.sismember(`ic:${id}`, 'ep-u/dev'), 1);
+    assert.ok((await redis.pttl(`inst:${id}`)) > 0);
+    const ready = await request(`${stack.receive.url}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.match(ready.text, new RegExp(`instance=${esc(id)}\\n`));
+    const m = (await request(`${stack.receive.url}/metrics`)).text;
+    assert.match(m, /^recv_lease_losses_total 1$/m);
+    assert.match(m, new RegExp(`^recv_instance_epoch ${id.slice(base.length + 1)}$`, 'm'));
+    if (!HAS_FANOUT) return;
+
+    // deliveries still arrive: fanout routes rt -> the new id -> its lease -> the same nng address
+    const v = await stack.ws('ep-v', 'dev');
+    await v.next((x) => x.type === 'snapshot');
+    await u.next((x) => x.type === 'presence' && x.user === 'ep-v' && x.status === 'online', 5000);
+    // a killed instance is still cleaned: offline within the lease ttl + 2 s
+    await stack.receive.kill9();
+    await waitFor(async () => (await redis.hget(rec, 'st')) === 'offline', 6000, 50, 'offline after kill -9');
+    assert.equal(await redis.hget(stack.keys.presence('ep-v'), 'st'), 'offline');
+  });
+});
+
+describe('presence-receive and a Redis stall', () => {
+  let stack, redis;
+  before(async () => {
+    stack = await startStack({
+      sends: 0,
+      receives: 1,
+      redisArgs: ['--enable-debug-command', 'local'],
+      receiveArgs: ['--leave-grace-ms', '1000', '--lease-ttl-ms', '8000'],
+    });
+    redis = stack.redisClient();
+  });
+
+  test('a timeout as a device leaves never brings it back online', async () => {
+    const user = 'stall-user';
+    // one removal first, so that Redis knows the conn_del script (a NOSCRIPT
+    // would make the late removal below fail instead of running late)
+    const warm = await stack.ws('stall-warm', 'd');
+    await warm.next((m) => m.type === 'snapshot');
+    await warm.close();
+    await waitFor(async () => (await redis.hget(stack.keys.presence('stall-warm'), 'st')) === 'offline', 3000);
+    const c = await stack.ws(user, 'd');
+    await c.next((m) => m.type === 'snapshot');
+    await waitFor(async () => (await redis.hget(stack.keys.presence(user), 'st')) === 'online', 3000);
+    const events = await stack.subscribeUser(user);
+    const mine = () => events.events().filter((e) => e.user === user).map((e) => e.status);
+
+    await c.close();
+    // Redis stalls 3.2 s: the removal sent when the 1 s grace ends times out
+    // (2 s), and Redis runs it late anyway (offline)
+    const sleeper = stack.redisClient();
+    await sleeper.call('DEBUG', 'SLEEP', '3.2');
+    // the connection drops right after: the refresh on reconnect redoes
+    // failed registrations at once (before the removal is retried)
+    const list = await redis.call('CLIENT', 'LIST');
+    for (const line of String(list).split('\n')) {
+      const id = /\bid=(\d+)\b.*\bname=receive\b/.exec(line);
+      if (id) await redis.call('CLIENT', 'KILL', 'ID', id[1]);
+    }
+    await waitFor(async () => (await redis.hget(stack.keys.presence(user), 'st')) === 'offline', 5000, 25, 'offline');
+    await waitFor(async () => /^presence_redis_ready 1$/m.test((await request(`${stack.receive.url}/metrics`)).text), 5000, 25, 'reconnected');
+    await new Promise((r) => setTimeout(r, 1500)); // past the removal's retry
+    await events.barrier();
+    assert.deepEqual(mine(), ['offline'], 'one offline, no online after it');
+    assert.equal(await redis.hget(stack.keys.presence(user), 'st'), 'offline');
+  });
+});
+
+describe('presence-receive drain when Redis refuses a removal', () => {
+  let stack, redis;
+  before(async () => {
+    stack = await startStack({ sends: 0, receives: 1 });
+    redis = stack.redisClient();
+  });
+
+  test('the instance stays listed for fanout\'s cleanup; only its lease goes', async () => {
+    const svc = stack.receive;
+    const id = idOf(svc);
+    const a = await stack.ws('dd-a', 'd');
+    const b = await stack.ws('dd-b', 'd');
+    await a.next((m) => m.type === 'snapshot');
+    await b.next((m) => m.type === 'snapshot');
+    await waitFor(async () => (await redis.hget(stack.keys.presence('dd-b'), 'st')) === 'online', 3000);
+    // dd-b's route is not a hash any more: its conn_del fails (WRONGTYPE)
+    await redis.del(stack.keys.route('dd-b'));
+    await redis.set(stack.keys.route('dd-b'), 'broken');
+    assert.equal(await svc.stop(), 0);
+    assert.equal(await redis.hget(stack.keys.presence('dd-a'), 'st'), 'offline');
+    assert.equal(await redis.exists(`inst:${id}`), 0, 'the lease is gone: the instance looks dead');
+    assert.equal(await redis.sismember('insts', id), 1, 'still listed for cleanup');
+    assert.equal(await redis.sismember(`ic:${id}`, 'dd-b/d'), 1, 'its device still listed');
+    // fanout's cleanup, once the route is readable again, removes the device left
+    await redis.del(stack.keys.route('dd-b'));
+    await cleanInstanceByHand(stack, redis, id);
+    assert.equal(await redis.hget(stack.keys.presence('dd-b'), 'st'), 'offline');
+  });
+});
+
+describe('presence-receive nng queue bound in bytes', () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({ sends: 0, receives: 1, receiveArgs: ['--deliver-queue-max-bytes', '1048576'] });
+  });
+
+  test('batches beyond the bytes bound are dropped and counted; the queue recovers', async () => {
+    const w = await stack.ws('q-watcher', 'd');
+    await w.next((m) => m.type === 'snapshot');
+    const addr = await stack.redisClient().get(`inst:${idOf(stack.receive)}`);
+    const push = await nngPush(addr);
+    const big = batch(Array.from({ length: 12000 }, (_, i) => (
+      { user: `q-subject-${i}-${'x'.repeat(40)}`, status: 'online', version: 1, to: ['q-nobody'] })));
+    assert.ok(big.length > 600000 && big.length < 1048576, `${big.length} bytes`);
+    for (let i = 0; i < 24; i++) push.send(big); // ~17 MB at once, 1 MiB allowed
+    const drops = async () => {
+      const m = /^recv_drops_total\{reason="queue_full"\} (\d+)$/m.exec((await request(`${stack.receive.url}/metrics`)).text);
+      return m ? Number(m[1]) : 0;
+    };
+    await waitFor(async () => (await drops()) > 0, 5000, 50, 'queue_full drops');
+    push.send(batch([{ user: 'q-after', status: 'online', version: 1, to: ['q-watcher'] }]));
+    assert.equal((await w.next((m) => m.type === 'presence' && m.user === 'q-after', 5000)).version, 1);
+    push.close();
+    await w.close();
   });
 });
