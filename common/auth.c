@@ -1,26 +1,34 @@
-/* auth.c: JWT verification and HS256 minting on libjwt 1.10.
+/* auth.c: JWT verification (HS256 on OpenSSL's HMAC, RS256/ES256 on libjwt
+ * 1.10) and HS256 minting (libjwt).
  *
- * libjwt's jwt_decode verifies with whatever algorithm the token's header
- * names, so given an RSA public key it would accept an HS256 token whose
- * secret is that PEM (algorithm confusion), and it does not check exp. So
- * the header's alg is checked here before libjwt sees the token, the decoded
- * alg is checked again after, and the claims are checked here.
+ * HS256 is checked here: the signature first, then the header and the claims
+ * (auth_json.c). libjwt parsed both parts with jansson and keyed a fresh HMAC
+ * for every token, which was most of the cost of accepting a WebSocket, and
+ * every connection carries a different token.
  *
- * All of that costs more than the rest of a heartbeat, and a client sends
- * the same token on every request: an optional cache of verified tokens
- * (set-associative, LRU per set, whole-token compare) answers repeats. */
+ * For RS256/ES256, libjwt's jwt_decode verifies with whatever algorithm the
+ * token's header names, so given an RSA public key it would accept an HS256
+ * token whose secret is that PEM (algorithm confusion), and it does not check
+ * exp. So the header's alg is checked here before libjwt sees the token, the
+ * decoded alg is checked again after, and the claims are checked here.
+ *
+ * A client sends the same token on every request: an optional cache of
+ * verified tokens (set-associative, LRU per set, whole-token compare)
+ * answers repeats. */
 #include "auth.h"
+#include "auth_internal.h"
 #include "base.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
-#include <jansson.h>
 #include <jwt.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +36,11 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define MAX_KEY_FILE (64 * 1024)
+#define MAX_KEY_FILE  (64 * 1024)
+#define HS256_SIG_LEN 32 /* bytes of an HMAC-SHA256 */
+#define HS256_SIG_B64 43 /* its unpadded base64url */
+/* The longest decoded part: 3 bytes per 4 characters of the longest token. */
+#define PART_MAX (PR_AUTH_MAX_TOKEN / 4 * 3 + 2)
 
 typedef struct token_cache token_cache;
 
@@ -38,6 +50,11 @@ struct pr_auth {
   unsigned char *key; /* HS256 secret or the public key PEM */
   size_t keylen;
   long long (*now)(void);
+  /* HS256: contexts keyed with the secret. `hmac` is never changed after
+   * pr_auth_new (it is duplicated when the spare is in use); `spare` is
+   * re-initialised (same key) by whoever takes `spare_busy`. */
+  EVP_MAC_CTX *hmac, *spare;
+  atomic_flag spare_busy;
   token_cache *cache; /* NULL: every token is verified in full */
 };
 
@@ -235,6 +252,20 @@ done:
   return rc;
 }
 
+/* An HMAC-SHA256 context keyed with key, ready for update. */
+static EVP_MAC_CTX *hmac_sha256_new(const unsigned char *key, size_t keylen) {
+  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+  EVP_MAC_free(mac); /* the context holds its own reference */
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                         OSSL_PARAM_construct_end()};
+  if (c && !EVP_MAC_init(c, key, keylen, params)) {
+    EVP_MAC_CTX_free(c);
+    c = NULL;
+  }
+  return c;
+}
+
 int pr_auth_new(const pr_auth_opts *o, pr_auth **out, char *err, size_t errlen) {
   *out = NULL;
   int has_secret = o->hs256_secret != NULL, has_key = o->public_key_path != NULL;
@@ -255,6 +286,11 @@ int pr_auth_new(const pr_auth_opts *o, pr_auth **out, char *err, size_t errlen) 
     a->alg = JWT_ALG_HS256, a->alg_name = "HS256";
     a->keylen = strlen(o->hs256_secret);
     a->key = (unsigned char *)pr_strdup(o->hs256_secret);
+    atomic_flag_clear(&a->spare_busy);
+    if (!(a->hmac = hmac_sha256_new(a->key, a->keylen)) || !(a->spare = EVP_MAC_CTX_dup(a->hmac))) {
+      fail_msg(err, errlen, "HMAC-SHA256 is not available from OpenSSL");
+      goto fail;
+    }
   } else {
     if (read_file(o->public_key_path, &a->key, &a->keylen, err, errlen) < 0) goto fail;
     if (detect_alg(o->public_key_path, a->key, a->keylen, a, err, errlen) < 0) goto fail;
@@ -269,6 +305,8 @@ fail:
 void pr_auth_free(pr_auth *a) {
   if (!a) return;
   cache_free(a->cache);
+  EVP_MAC_CTX_free(a->hmac);
+  EVP_MAC_CTX_free(a->spare);
   if (a->key) memset(a->key, 0, a->keylen);
   pr_free(a->key);
   pr_free(a);
@@ -278,121 +316,85 @@ const char *pr_auth_alg(const pr_auth *a) { return a->alg_name; }
 
 /* ---- Verification ---- */
 
-static int b64url_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
+/* HS256: the HMAC is checked before anything in the token is decoded, over
+ * the exact bytes received, against the decoded signature (32 bytes, its one
+ * canonical encoding), in constant time. The key is set once, in
+ * pr_auth_new: re-keying (two SHA-256 blocks), fetching the algorithms and
+ * parsing parameters per token (EVP_Q_mac, under libjwt's HMAC(), did all of
+ * that every time) cost more than the MAC itself. The spare context is taken
+ * with an atomic flag and re-initialised with the same key; a caller that
+ * finds it taken (another thread) duplicates the template instead, so verify
+ * stays callable from any thread when there is no cache. */
+static int hs256_signature_ok(const pr_auth *a, const char *token, size_t signed_len,
+                              const char *sig, size_t siglen) {
+  unsigned char want[EVP_MAX_MD_SIZE], got[HS256_SIG_B64 * 3 / 4 + 1];
+  if (siglen != HS256_SIG_B64 || pr_auth_b64url_decode(sig, siglen, got) != HS256_SIG_LEN) return 0;
+  pr_auth *m = (pr_auth *)a; /* only spare_busy and the spare it guards change */
+  int own = !atomic_flag_test_and_set_explicit(&m->spare_busy, memory_order_acquire);
+  EVP_MAC_CTX *c = own ? m->spare : EVP_MAC_CTX_dup(a->hmac);
+  size_t n = 0;
+  int ok = c && (!own || EVP_MAC_init(c, NULL, 0, NULL)) &&
+           EVP_MAC_update(c, (const unsigned char *)token, signed_len) &&
+           EVP_MAC_final(c, want, &n, sizeof(want)) && n == HS256_SIG_LEN;
+  if (own)
+    atomic_flag_clear_explicit(&m->spare_busy, memory_order_release);
+  else
+    EVP_MAC_CTX_free(c);
+  return ok && CRYPTO_memcmp(want, got, HS256_SIG_LEN) == 0;
 }
 
-/* Decodes unpadded base64url; returns the length or -1. out has room for len. */
-static long b64url_decode(const char *s, size_t len, unsigned char *out) {
-  if (len % 4 == 1) return -1;
-  size_t o = 0;
-  unsigned acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < len; i++) {
-    int v = b64url_value((unsigned char)s[i]);
-    if (v < 0) return -1;
-    acc = (acc << 6) | (unsigned)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (unsigned char)(acc >> bits);
-    }
-  }
-  return (long)o;
+/* Decodes a base64url part into buf (room for PART_MAX) and checks it. */
+static int header_is_acceptable(const pr_auth *a, const char *s, size_t len, unsigned char *buf) {
+  long n = pr_auth_b64url_decode(s, len, buf);
+  return n > 0 && pr_auth_json_header(buf, (size_t)n, a->alg_name) == 0;
 }
 
-/* Parses a base64url JSON object part of the token. */
-static json_t *decode_part(const char *s, size_t len) {
-  unsigned char *raw = pr_malloc(len + 1);
-  long n = b64url_decode(s, len, raw);
-  json_t *j = n > 0 ? json_loadb((const char *)raw, (size_t)n, JSON_REJECT_DUPLICATES, NULL) : NULL;
-  pr_free(raw);
-  if (j && !json_is_object(j)) {
-    json_decref(j);
-    j = NULL;
-  }
-  return j;
-}
-
-/* The header must name exactly the configured algorithm. */
-static int header_is_acceptable(const pr_auth *a, const char *s, size_t len) {
-  json_t *h = decode_part(s, len);
-  if (!h) return 0;
-  json_t *alg = json_object_get(h, "alg");
-  int ok = json_is_string(alg) && strcmp(json_string_value(alg), a->alg_name) == 0 &&
-           json_object_get(h, "crit") == NULL; /* no extensions are understood */
-  json_decref(h);
+/* RS256 / ES256 through libjwt, after the header check (libjwt would verify
+ * with whatever alg the token names), and the alg it decoded checked again. */
+static int libjwt_signature_ok(const pr_auth *a, const char *token, size_t len) {
+  jwt_t *jwt = NULL;
+  char *copy = pr_strndup(token, len);
+  int ok = jwt_decode(&jwt, copy, a->key, (int)a->keylen) == 0 && jwt && jwt_get_alg(jwt) == a->alg;
+  if (jwt) jwt_free(jwt);
+  pr_free(copy);
   return ok;
-}
-
-static int numeric_date(json_t *v, long long *out) {
-  if (json_is_integer(v)) {
-    *out = (long long)json_integer_value(v);
-    return 1;
-  }
-  if (json_is_real(v) && json_real_value(v) > -9.2e18 && json_real_value(v) < 9.2e18) {
-    *out = (long long)json_real_value(v);
-    return 1;
-  }
-  return 0;
 }
 
 /* The whole check, without the cache. *nbf_out gets the token's nbf
  * (LLONG_MIN when it has none) for the cache. */
 static int verify_full(const pr_auth *a, const char *token, size_t len, long long now,
                        pr_claims *out, long long *nbf_out) {
-  /* Shape: three base64url parts, the signature not empty. */
-  size_t dots[2], ndots = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (token[i] == '.') {
-      if (ndots == 2) return PR_EAUTH;
-      dots[ndots++] = i;
-    } else if (b64url_value((unsigned char)token[i]) < 0) {
+  /* Shape: three parts, none empty. Their characters are checked where
+   * each is decoded (only base64url decodes). */
+  const char *d1 = memchr(token, '.', len);
+  const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
+  if (!d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token))) return PR_EAUTH;
+  size_t dots[2] = {(size_t)(d1 - token), (size_t)(d2 - token)};
+  if (dots[0] == 0 || dots[1] == dots[0] + 1 || dots[1] + 1 == len) return PR_EAUTH;
+
+  /* Room for the decoded header or payload (len <= PR_AUTH_MAX_TOKEN). */
+  unsigned char buf[PART_MAX];
+  if (a->alg == JWT_ALG_HS256) {
+    if (!hs256_signature_ok(a, token, dots[1], token + dots[1] + 1, len - dots[1] - 1))
       return PR_EAUTH;
-    }
+    if (!header_is_acceptable(a, token, dots[0], buf)) return PR_EAUTH;
+  } else {
+    if (!header_is_acceptable(a, token, dots[0], buf)) return PR_EAUTH;
+    if (!libjwt_signature_ok(a, token, len)) return PR_EAUTH;
   }
-  if (ndots != 2 || dots[0] == 0 || dots[1] == dots[0] + 1 || dots[1] + 1 == len) return PR_EAUTH;
-  if (!header_is_acceptable(a, token, dots[0])) return PR_EAUTH;
 
-  int rc = PR_EAUTH;
-  jwt_t *jwt = NULL;
-  json_t *claims = NULL;
-  char *copy = pr_strndup(token, len);
-  if (jwt_decode(&jwt, copy, a->key, (int)a->keylen) != 0 || !jwt) goto done;
-  if (jwt_get_alg(jwt) != a->alg) goto done;
   /* The payload was covered by the signature just verified. */
-  claims = decode_part(token + dots[0] + 1, dots[1] - dots[0] - 1);
-  if (!claims) goto done;
-
-  json_t *sub = json_object_get(claims, "sub");
-  if (!json_is_string(sub)) goto done;
-  const char *subs = json_string_value(sub);
-  size_t sublen = json_string_length(sub);
-  if (!pr_id_is_valid(subs, sublen)) goto done;
-  long long exp, nbf = LLONG_MIN;
-  if (!numeric_date(json_object_get(claims, "exp"), &exp)) goto done;
-  json_t *nbfv = json_object_get(claims, "nbf");
-  if (nbfv && (!numeric_date(nbfv, &nbf) || nbf > now)) goto done;
-  *nbf_out = nbf;
-  json_t *role = json_object_get(claims, "role");
-
-  memcpy(out->sub, subs, sublen);
-  out->sub[sublen] = '\0';
-  out->exp = exp;
-  out->admin = json_is_string(role) && strcmp(json_string_value(role), "admin") == 0;
-  rc = exp <= now ? PR_EEXPIRED : 0;
-  if (rc) memset(out, 0, sizeof(*out));
-
-done:
-  json_decref(claims);
-  if (jwt) jwt_free(jwt);
-  pr_free(copy);
-  return rc;
+  long n = pr_auth_b64url_decode(token + dots[0] + 1, dots[1] - dots[0] - 1, buf);
+  pr_auth_json_claims cl;
+  if (n <= 0 || pr_auth_json_claims_parse(buf, (size_t)n, &cl) != 0) return PR_EAUTH;
+  if (!cl.has_sub || !cl.has_exp) return PR_EAUTH;
+  if (cl.has_nbf && cl.nbf > now) return PR_EAUTH;
+  *nbf_out = cl.has_nbf ? cl.nbf : LLONG_MIN;
+  if (cl.exp <= now) return PR_EEXPIRED;
+  memcpy(out->sub, cl.sub, sizeof(out->sub));
+  out->exp = cl.exp;
+  out->admin = cl.admin;
+  return 0;
 }
 
 int pr_auth_verify(const pr_auth *a, const char *token, size_t len, pr_claims *out) {

@@ -48,10 +48,13 @@ void pr_auth_free(pr_auth *a);
 const char *pr_auth_alg(const pr_auth *a);
 
 /* Verifies token[0..len). Returns 0 and fills *out, PR_EEXPIRED when exp has
- * passed (exp <= now, no leeway), or PR_EAUTH for anything else: malformed,
- * bad signature, alg "none" or any alg other than the configured one (the
- * header is checked before libjwt sees the token), missing or non-integer
- * exp, nbf in the future, missing or invalid sub, too long. */
+ * passed (exp <= now, no leeway), or PR_EAUTH for anything else: malformed
+ * (base64url in its canonical form only; header and payload strict JSON
+ * objects, see auth_json.c), bad signature, alg "none" or any alg other than
+ * the configured one (for RS256/ES256 the header is checked before libjwt
+ * sees the token), a member this module reads given twice, missing exp or
+ * exp / nbf not a number in the range of a long long (a fraction is
+ * truncated), nbf in the future, missing or invalid sub, too long. */
 int pr_auth_verify(const pr_auth *a, const char *token, size_t len, pr_claims *out);
 
 /* The verified-token cache. Only a token that passed every check above is

@@ -3,17 +3,22 @@
 #include "partition.h"
 #include "base.h"
 
-#include <stdio.h>
 #include <string.h>
 
+/* Four bits at a time: the CRC of each nibble at the top of the register
+ * (a bit at a time cost 8 steps per byte, and every request hashes its user). */
+static const uint16_t crc_nibble[16] = {0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50a5,
+                                        0x60c6, 0x70e7, 0x8108, 0x9129, 0xa14a, 0xb16b,
+                                        0xc18c, 0xd1ad, 0xe1ce, 0xf1ef};
+
 uint16_t pr_crc16(const char *buf, size_t len) {
-  uint16_t crc = 0;
+  unsigned crc = 0;
   for (size_t i = 0; i < len; i++) {
-    crc ^= (uint16_t)((unsigned char)buf[i] << 8);
-    for (int b = 0; b < 8; b++)
-      crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+    unsigned b = (unsigned char)buf[i];
+    crc = (crc << 4 ^ crc_nibble[(crc >> 12 ^ b >> 4) & 0xf]) & 0xffff;
+    crc = (crc << 4 ^ crc_nibble[(crc >> 12 ^ b) & 0xf]) & 0xffff;
   }
-  return crc;
+  return (uint16_t)crc;
 }
 
 unsigned pr_partition_of(const char *user, size_t len, unsigned partitions) {
@@ -21,34 +26,82 @@ unsigned pr_partition_of(const char *user, size_t len, unsigned partitions) {
   return pr_crc16(user, len) % partitions;
 }
 
-/* snprintf into buf; the length, or PR_ETOOBIG when it did not fit. */
-static int key_done(int n, size_t cap) {
-  if (n < 0 || (size_t)n >= cap) return PR_ETOOBIG;
-  return n;
+/* Key names are built by hand: snprintf showed in the profiles of every
+ * request (a heartbeat or a WebSocket registration formats two or three). */
+typedef struct {
+  char *buf;
+  size_t cap, n; /* n may pass cap: the key did not fit */
+} key_buf;
+
+static void kb_put(key_buf *k, const char *s, size_t len) {
+  if (k->n + len < k->cap) memcpy(k->buf + k->n, s, len);
+  k->n += len;
+}
+
+static void kb_str(key_buf *k, const char *s) { kb_put(k, s, strlen(s)); }
+
+/* "<prefix>{p<p>}" */
+static void kb_tag(key_buf *k, const char *prefix, unsigned p) {
+  char d[16];
+  int i = (int)sizeof(d);
+  d[--i] = '}';
+  do
+    d[--i] = (char)('0' + p % 10);
+  while (p /= 10);
+  d[--i] = 'p';
+  d[--i] = '{';
+  kb_str(k, prefix);
+  kb_put(k, d + i, sizeof(d) - (size_t)i);
+}
+
+/* The length, or PR_ETOOBIG (buf then holds ""). */
+static int kb_done(key_buf *k) {
+  if (k->n >= k->cap) {
+    if (k->cap) k->buf[0] = '\0';
+    return PR_ETOOBIG;
+  }
+  k->buf[k->n] = '\0';
+  return (int)k->n;
+}
+
+static int key_tag_user(char *buf, size_t cap, const char *prefix, unsigned p, const char *user) {
+  key_buf k = {buf, cap, 0};
+  kb_tag(&k, prefix, p);
+  if (user) {
+    kb_put(&k, ":", 1);
+    kb_str(&k, user);
+  }
+  return kb_done(&k);
 }
 
 int pr_key_presence(char *buf, size_t cap, unsigned p, const char *user) {
-  return key_done(snprintf(buf, cap, "pr:{p%u}:%s", p, user), cap);
+  return key_tag_user(buf, cap, "pr:", p, user);
 }
 
 int pr_key_deadlines(char *buf, size_t cap, unsigned p) {
-  return key_done(snprintf(buf, cap, "dl:{p%u}", p), cap);
+  return key_tag_user(buf, cap, "dl:", p, NULL);
 }
 
 int pr_key_events(char *buf, size_t cap, unsigned p) {
-  return key_done(snprintf(buf, cap, "ev:{p%u}", p), cap);
+  return key_tag_user(buf, cap, "ev:", p, NULL);
 }
 
 int pr_key_owner(char *buf, size_t cap, unsigned p) {
-  return key_done(snprintf(buf, cap, "own:{p%u}", p), cap);
+  return key_tag_user(buf, cap, "own:", p, NULL);
 }
 
 int pr_key_route(char *buf, size_t cap, unsigned p, const char *user) {
-  return key_done(snprintf(buf, cap, "rt:{p%u}:%s", p, user), cap);
+  return key_tag_user(buf, cap, "rt:", p, user);
 }
 
 int pr_key_hb(char *buf, size_t cap, unsigned p, const char *user, const char *device) {
-  return key_done(snprintf(buf, cap, "hb:{p%u}:%s/%s", p, user, device), cap);
+  key_buf k = {buf, cap, 0};
+  kb_tag(&k, "hb:", p);
+  kb_put(&k, ":", 1);
+  kb_str(&k, user);
+  kb_put(&k, "/", 1);
+  kb_str(&k, device);
+  return kb_done(&k);
 }
 
 /* Parses "{p<digits>}" at s[0..len); returns the bytes used, or -1. */
