@@ -49,6 +49,9 @@ static const pr_setting table[] = {
      "heartbeats: every heartbeat frame is relayed to watchers (same as send and fanout)"},
     ROW_INT("small-group-max", "100", 1, 1000000, small_group_max,
             "groups up to this size make members watchers (same as send and fanout)"),
+    ROW_INT("listen-backlog", "4096", 16, 65535, listen_backlog,
+            "pending connections the kernel queues for accept (capped by net.core.somaxconn);"
+            " a burst beyond it costs clients a 1 s SYN retry"),
     ROW_INT("max-connections", "100000", 1, 10000000, max_connections,
             "WebSocket connections held at most (more are refused with 503)"),
     ROW_INT("deliver-queue-max-bytes", "67108864", 1048576, 1073741824, deliver_queue_max_bytes,

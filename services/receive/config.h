@@ -31,6 +31,7 @@ typedef struct {
   char *graph;     /* server|client */
   char *broadcast; /* changes|heartbeats */
   long long small_group_max;
+  long long listen_backlog;
   long long max_connections;
   long long deliver_queue_max_bytes;
 } recv_config;

@@ -154,8 +154,8 @@ static int setup(char *err, size_t errlen) {
     snprintf(err, errlen, "router setup failed");
     return rc;
   }
-  if ((rc = pr_http_server_new(app.loop, NULL, pr_http_router_handle, app.router, &app.http)) !=
-      0) {
+  pr_http_opts ho = {.listen_backlog = (int)cfg->listen_backlog};
+  if ((rc = pr_http_server_new(app.loop, &ho, pr_http_router_handle, app.router, &app.http)) != 0) {
     snprintf(err, errlen, "http server setup failed");
     return rc;
   }
