@@ -10,9 +10,11 @@
  * as the req.
  *
  * Lean by design: reads go into one 64 KiB buffer per server, a connection
- * keeps bytes only while a request is incomplete or waiting for the previous
- * answer, an idle keep-alive connection is its uv_tcp_t plus ~120 bytes, and
- * all timeouts run off one timer per server. */
+ * keeps bytes only while a request is incomplete or may not be parsed yet,
+ * an idle keep-alive connection is its uv_tcp_t plus ~110 bytes (its queue
+ * of requests in flight exists only while there are some), answers are
+ * written with uv_try_write, those of one loop turn together, and all
+ * timeouts run off one timer per server. */
 #ifndef PR_HTTP_H
 #define PR_HTTP_H
 
@@ -51,8 +53,12 @@ typedef struct pr_http_req pr_http_req;
 
 /* Called once per complete request, on the loop thread. The handler answers
  * now or later (after an async Redis reply) with pr_http_respond* or
- * pr_http_detach. While a request is unanswered its connection reads no
- * further request, so pipelined answers stay in order. */
+ * pr_http_detach. Pipelined requests are handed over without waiting for
+ * the earlier answers, up to 32 per connection in flight (then the
+ * connection reads no further); answers go out in request order whatever
+ * order they are given in. A request after Connection: close is never
+ * handed over; an Upgrade request only once every earlier one is answered
+ * and written, and nothing after it until it is answered or detached. */
 typedef void (*pr_http_handler)(pr_http_req *req, void *arg);
 /* Called by pr_http_server_free once every handle is closed. */
 typedef void (*pr_http_done_cb)(void *arg);
@@ -162,9 +168,12 @@ const char *pr_http_status_text(int status);
  * the close callback) and the bytes already read after the request head
  * (*leftover: pr_malloc'd, caller frees with pr_free; NULL and 0 if none).
  * Nothing has been written for this request: the caller writes its own 101.
- * Works for any unanswered request (normally one with pr_http_req_upgrade()).
- * Returns 0, or PR_ECLOSED if the client is already gone (the req is freed
- * too; the outputs are NULL/0). */
+ * Works for the oldest unanswered request of its connection when nothing
+ * after it has been read into a request and every earlier answer is written:
+ * always so for one with pr_http_req_upgrade() (see pr_http_handler).
+ * Returns 0; PR_ECLOSED if the client is already gone; PR_EBUSY if the
+ * connection is not in that state (it is closed). In both error cases the
+ * req is freed too and the outputs are NULL/0. */
 int pr_http_detach(pr_http_req *req, uv_tcp_t **tcp, char **leftover, size_t *leftover_len);
 
 /* ---- router ------------------------------------------------------------ */

@@ -3,7 +3,11 @@
  *
  * Ownership: a conn belongs to its server and is freed in its tcp close
  * callback (or by pr_http_detach); a req belongs to its conn while it is
- * being read, then to whoever answers it (see http.h). */
+ * being read, then to whoever answers it (see http.h); an answered req that
+ * waits for an earlier answer belongs to its conn's queue again. A conn's
+ * `busy` part exists only while it has requests in flight, answers to write
+ * or unparsed bytes, and is freed with the conn (or by the flusher, if the
+ * conn went away while the busy part waited in the flush list). */
 #ifndef PR_HTTP_INTERNAL_H
 #define PR_HTTP_INTERNAL_H
 
@@ -13,34 +17,51 @@
 #define HTTP_READ_BUF_SIZE 65536
 #define HTTP_LINGER_MS     3000  /* how long a closing connection may take to flush */
 #define HTTP_WRITE_HIGH    65536 /* unsent bytes above which pipelined requests wait */
+#define HTTP_PIPELINE_MAX  32    /* requests dispatched and not yet written, per connection */
+#define HTTP_OUT_BLOCK     4096  /* an output buffer; up to HTTP_OUT_POOL spares are kept, as */
+#define HTTP_OUT_POOL      32    /* a malloc of >= 1 KiB costs ~10k instructions under churn */
 
-/* Where a connection is in its life; each state lives in one list. */
+/* Where the request being read is; plus the ends of a connection's life. */
 enum conn_state {
-  ST_WAIT,    /* no request bytes yet (new: head list; keep-alive: idle list) */
-  ST_HEAD,    /* reading a request head (head list) */
-  ST_BODY,    /* reading a request body (idle list) */
-  ST_PENDING, /* request handed to the handler, unanswered (pending list) */
-  ST_READY,   /* answered; buffered requests wait their turn (ready or pending list) */
-  ST_LINGER,  /* last answer written, shutdown sent, draining reads (linger list) */
-  ST_CLOSED,  /* uv_close called (no list) */
+  ST_WAIT,   /* between requests (new: head list; idle keep-alive: idle list; else pending) */
+  ST_HEAD,   /* reading a request head (head list) */
+  ST_BODY,   /* reading a request body (idle list) */
+  ST_HOLD,   /* an Upgrade request, complete, waits until nothing else is in flight */
+  ST_LINGER, /* last answer written, shutdown sent, draining reads (linger list) */
+  ST_CLOSED, /* uv_close called (no list) */
 };
 
 /* The server's lists. The timed ones stay sorted by deadline because every
- * member of a list was appended with the same timeout. */
+ * member of a list was appended with the same timeout. L_PENDING: waiting for
+ * answers, no timer; L_READY: unparsed bytes or a held request to resume. */
 enum { L_HEAD, L_IDLE, L_LINGER, L_PENDING, L_READY, L_COUNT, L_NONE = L_COUNT };
 
 typedef struct conn conn;
+typedef struct http_busy http_busy;
+
+/* What a connection holds only while it is busy. */
+struct http_busy {
+  conn *conn;               /* NULL once the conn is gone (freed by the flusher) */
+  http_busy *flush_next;    /* in srv's flush list */
+  pr_http_req *head, *tail; /* dispatched and not yet written, oldest first (req->qnext) */
+  unsigned count;           /* entries in that queue */
+  char *in;                 /* bytes read and not yet parsed: in[in_off .. in_len) */
+  uint32_t in_off, in_len, in_cap;
+  char *out;                 /* answers ready, in order: out[HTTP_WOFF .. HTTP_WOFF + out_len) */
+  uint32_t out_len, out_cap; /* out_cap counts the HTTP_WOFF prefix */
+  uint8_t in_flush;
+};
+
 struct conn {
   uv_tcp_t *tcp; /* tcp->data == this conn */
   pr_http_server *srv;
   conn *prev, *next; /* in srv->lists[list] */
   uint64_t deadline; /* uv_now() ms, for the timed lists */
-  pr_http_req *req;  /* being read, or dispatched and unanswered */
-  char *backlog;     /* bytes read after a complete request (pr_malloc) */
-  uint32_t backlog_len, backlog_cap;
-  uint32_t writes; /* uv_write requests in flight */
+  pr_http_req *req;  /* being read (or held, ST_HOLD); not yet dispatched */
+  http_busy *busy;   /* NULL while idle */
+  uint32_t writes;   /* uv_write requests in flight */
   uint8_t list, state;
-  uint8_t reading : 1, eof : 1, wait_write : 1;
+  uint8_t reading : 1, eof : 1, closing : 1, upgrading : 1;
   uint16_t err_status; /* set by a parser callback to fail the request */
   http_parser parser;
 };
@@ -51,8 +72,9 @@ typedef struct {
 
 struct pr_http_req {
   conn *conn;               /* NULL once the client is gone */
-  pr_http_server *srv;      /* NULL once the server is freed */
-  pr_http_req *prev, *next; /* in srv's list of dispatched requests */
+  pr_http_server *srv;      /* NULL once the server is freed or the req answered */
+  pr_http_req *prev, *next; /* in srv's list of dispatched, unanswered requests */
+  pr_http_req *qnext;       /* in conn->busy's queue */
   char *head;               /* NUL-terminated strings: url, headers, path, query, ... */
   uint32_t head_len, head_cap;
   http_hdr *hdrs;
@@ -60,11 +82,13 @@ struct pr_http_req {
   char *body;
   size_t body_len, body_cap;
   size_t head_bytes; /* counted against max_header_bytes */
+  char *resp;        /* an answer waiting for the earlier ones (pr_malloc) */
+  uint32_t resp_len;
   uint32_t url, path, query, remote;
   uint32_t params[PR_HTTP_MAX_PARAMS];
   uint8_t nparams;
   uint8_t method;
-  uint8_t keep_alive : 1, upgrade : 1, http10 : 1, dispatched : 1;
+  uint8_t keep_alive : 1, upgrade : 1, http10 : 1, dispatched : 1, answered : 1;
   uint8_t token; /* what the parser delivered last: 0 none, 1 url, 2 field, 3 value */
 };
 
@@ -75,51 +99,74 @@ struct pr_http_server {
   void *arg;
   uv_tcp_t listener;
   uv_timer_t timer;
-  uv_idle_t idle; /* runs buffered (pipelined) requests outside callbacks */
+  uv_idle_t idle;       /* resumes parsing (pipelined requests) outside callbacks */
+  uv_prepare_t prepare; /* the flushers: answers of a loop turn become one write, */
+  uv_check_t check;     /* before the loop blocks (prepare) and after I/O (check) */
   struct {
     conn *head, *tail;
   } lists[L_COUNT];
+  http_busy *flush_head, *flush_tail;
+  char *out_pool[HTTP_OUT_POOL]; /* spare HTTP_OUT_BLOCK output buffers */
+  unsigned out_pooled;
   pr_http_req *reqs; /* dispatched, unanswered */
   size_t inflight;
   size_t nconns;
-  size_t handles; /* open uv handles (listener, timer, idle, connections) */
+  size_t handles; /* open uv handles (listener, timer, idle, flushers, connections) */
   uint64_t timer_due;
   pr_http_stats stats;
   pr_http_done_cb done_cb;
   char *rbuf; /* the one read buffer */
+  /* the conn whose bytes are being parsed from rbuf, and what is left of
+   * them after the request just dispatched (for a detach from the handler) */
+  conn *feed_conn;
+  const char *feed_rest;
+  size_t feed_rest_len;
   int port, last_err;
   uint8_t listening : 1, listener_closed : 1, draining : 1, freeing : 1;
   time_t date_sec;
-  char date[40];
+  char date_line[48]; /* "Date: ...\r\n", renewed once a second */
+  uint8_t date_line_len;
 };
 
-/* Response blocks start with room for their uv_write_t (one allocation,
- * freed in the write callback). */
+/* Write blocks start with room for their uv_write_t (one allocation, freed
+ * in the write callback). */
 #define HTTP_WOFF sizeof(uv_write_t)
 
 /* http_server.c */
 void http_conn_close(conn *c);
-void http_conn_end(conn *c);  /* graceful: shutdown, linger, close */
-void http_conn_next(conn *c); /* after a keep-alive answer */
-const char *http_date(pr_http_server *srv);
-/* Writes block[HTTP_WOFF .. HTTP_WOFF + len) (block from pr_malloc) and frees
- * the block when done. Returns 0, or PR_EIO (block freed, c left open). */
-int http_conn_write_block(conn *c, char *block, size_t len);
-int http_conn_write(conn *c, const char *data, size_t len); /* copies data */
-/* Gives away c's socket and buffered bytes and frees c (see pr_http_detach). */
-int http_conn_detach(conn *c, uv_tcp_t **tcp, char **leftover, size_t *leftover_len);
+/* The date line for this second ("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"). */
+const char *http_date_line(pr_http_server *srv, size_t *len);
+/* Queues an answer written by the server itself (an error, 100 Continue)
+ * behind the requests in flight; copies data. */
+void http_conn_queue_raw(conn *c, const char *data, size_t len);
+/* Where req's answer (at most cap bytes) is to be written: straight into the
+ * connection's output when every earlier answer is out, else a block of
+ * req's own. Then http_conn_answered takes the len bytes written: they go
+ * out at the end of the loop turn, after every earlier answer; req then
+ * belongs to the conn. closes: the answer ends the connection. */
+char *http_conn_answer_buf(conn *c, pr_http_req *req, size_t cap);
+void http_conn_answered(conn *c, pr_http_req *req, size_t len, int closes);
+/* Gives away c's socket and unparsed bytes and frees c (see pr_http_detach). */
+int http_conn_detach(conn *c, pr_http_req *req, uv_tcp_t **tcp, char **leftover,
+                     size_t *leftover_len); /* req: unlinked from the server already */
+/* 1 if no request may follow req's answer on c (its answer says close). */
+int http_conn_answer_closes(conn *c, const pr_http_req *req);
+/* The room a response needs in front of its body, at most. */
+size_t http_head_size(const char *ctype, size_t elen);
+/* Writes the status line and headers of a response into out (room from
+ * http_head_size) and counts it in the stats; returns the bytes written. */
+size_t http_format_head(pr_http_server *srv, char *out, int status, const char *ctype,
+                        const char *extra, size_t elen, size_t len, int keep_alive, int http10);
 
 /* http_req.c */
 pr_http_req *http_req_new(void);
 void http_req_free(pr_http_req *req);
+/* Frees what a req keeps for its handler (strings, headers, body). */
+void http_req_drop_input(pr_http_req *req);
 void http_req_reserve(pr_http_req *req, size_t extra);
 /* Appends s[0..len) to req->head; returns its offset. _str adds a NUL. */
 uint32_t http_req_append(pr_http_req *req, const char *s, size_t len);
 uint32_t http_req_append_str(pr_http_req *req, const char *s, size_t len);
-/* Writes a whole response on c (counted in stats); returns 0, or PR_EIO after
- * closing c. */
-int http_conn_send(conn *c, int status, const char *ctype, const char *extra, const void *body,
-                   size_t len, int head_only, int keep_alive, int http10);
 /* Router helper: appends the percent-decoded capture found at
  * path[path_off .. path_off + len) as the next param. Returns 0, PR_EPROTO or
  * PR_EINVAL. (Offsets, not pointers: appending may move req->head.) */

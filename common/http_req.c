@@ -4,7 +4,6 @@
 #include <string.h>
 #include <strings.h>
 #include "base.h"
-#include "buf.h"
 #include "http_internal.h"
 
 /* ======================================================================
@@ -17,17 +16,30 @@ pr_http_req *http_req_new(void) {
   return r;
 }
 
+void http_req_drop_input(pr_http_req *r) {
+  pr_free(r->head);
+  pr_free(r->hdrs);
+  pr_free(r->body);
+  r->head = NULL;
+  r->hdrs = NULL;
+  r->body = NULL;
+  r->head_len = r->head_cap = 0;
+  r->nhdrs = r->hdrs_cap = 0;
+  r->body_len = r->body_cap = 0;
+}
+
 void http_req_free(pr_http_req *r) {
   pr_free(r->head);
   pr_free(r->hdrs);
   pr_free(r->body);
+  pr_free(r->resp);
   pr_free(r);
 }
 
 void http_req_reserve(pr_http_req *r, size_t extra) {
   size_t need = (size_t)r->head_len + extra;
   if (need <= r->head_cap) return;
-  size_t cap = r->head_cap ? r->head_cap : 256;
+  size_t cap = r->head_cap ? r->head_cap : 512; /* a head with a bearer token fits */
   while (cap < need)
     cap *= 2;
   r->head = pr_realloc(r->head, cap);
@@ -118,43 +130,73 @@ const char *pr_http_req_remote(pr_http_req *r) {
  * Answering
  * ====================================================================== */
 
-/* Unlinks a request from its server and frees it. */
-static void req_release(pr_http_req *r) {
+/* Unlinks an answered request from its server's list of unanswered ones. */
+static void req_unlink(pr_http_req *r) {
   pr_http_server *s = r->srv;
-  if (s && r->dispatched) {
-    if (r->prev)
-      r->prev->next = r->next;
-    else
-      s->reqs = r->next;
-    if (r->next) r->next->prev = r->prev;
-    s->inflight--;
-  }
-  if (r->conn) r->conn->req = NULL;
-  http_req_free(r);
+  if (!s) return;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    s->reqs = r->next;
+  if (r->next) r->next->prev = r->prev;
+  r->prev = r->next = NULL;
+  r->srv = NULL;
+  s->inflight--;
 }
 
-int http_conn_send(conn *c, int status, const char *ctype, const char *extra, const void *body,
-                   size_t len, int head_only, int keep_alive, int http10) {
-  pr_http_server *s = c->srv;
-  if (status < 200 || status > 599) status = 500;
-  int no_body = status == 204 || status == 304;
-  size_t blen = head_only || no_body ? 0 : len;
-  size_t elen = extra ? strlen(extra) : 0;
+size_t http_head_size(const char *ctype, size_t elen) {
+  /* status line 64, Date 48, Content-Length 40, Connection 24, CRLFs */
+  return 192 + (ctype ? strlen(ctype) + 16 : 0) + elen;
+}
 
-  pr_buf b = PR_BUF_INIT;
-  pr_buf_reserve(&b, HTTP_WOFF + 256 + (ctype ? strlen(ctype) : 0) + elen + blen);
-  b.len = HTTP_WOFF; /* room for the uv_write_t */
-  pr_buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, pr_http_status_text(status),
-                http_date(s));
-  if (ctype) pr_buf_printf(&b, "Content-Type: %s\r\n", ctype);
-  if (!no_body) pr_buf_printf(&b, "Content-Length: %zu\r\n", len);
+static char *put(char *p, const char *s, size_t len) {
+  memcpy(p, s, len);
+  return p + len;
+}
+#define PUT_LIT(p, lit) put(p, lit, sizeof lit - 1)
+
+static char *put_u64(char *p, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n)
+    *p++ = tmp[--n];
+  return p;
+}
+
+size_t http_format_head(pr_http_server *s, char *out, int status, const char *ctype,
+                        const char *extra, size_t elen, size_t len, int keep_alive, int http10) {
+  char *p = PUT_LIT(out, "HTTP/1.1 ");
+  p[0] = (char)('0' + status / 100);
+  p[1] = (char)('0' + status / 10 % 10);
+  p[2] = (char)('0' + status % 10);
+  p[3] = ' ';
+  p += 4;
+  const char *text = pr_http_status_text(status);
+  p = put(p, text, strlen(text));
+  p = PUT_LIT(p, "\r\n");
+  size_t dlen;
+  const char *date = http_date_line(s, &dlen);
+  p = put(p, date, dlen);
+  if (ctype) {
+    p = PUT_LIT(p, "Content-Type: ");
+    p = put(p, ctype, strlen(ctype));
+    p = PUT_LIT(p, "\r\n");
+  }
+  if (status != 204 && status != 304) { /* no body there: a length would be wrong */
+    p = PUT_LIT(p, "Content-Length: ");
+    p = put_u64(p, len);
+    p = PUT_LIT(p, "\r\n");
+  }
   if (!keep_alive)
-    pr_buf_puts(&b, "Connection: close\r\n");
+    p = PUT_LIT(p, "Connection: close\r\n");
   else if (http10)
-    pr_buf_puts(&b, "Connection: keep-alive\r\n");
-  if (elen) pr_buf_append(&b, extra, elen);
-  pr_buf_puts(&b, "\r\n");
-  if (blen) pr_buf_append(&b, body, blen);
+    p = PUT_LIT(p, "Connection: keep-alive\r\n");
+  if (elen) p = put(p, extra, elen);
+  p = PUT_LIT(p, "\r\n");
 
   if (status < 300)
     s->stats.responses_2xx++;
@@ -164,33 +206,28 @@ int http_conn_send(conn *c, int status, const char *ctype, const char *extra, co
     s->stats.responses_4xx++;
   else
     s->stats.responses_5xx++;
-
-  size_t total;
-  char *block = pr_buf_take(&b, &total);
-  if (http_conn_write_block(c, block, total - HTTP_WOFF) < 0) {
-    http_conn_close(c);
-    return PR_EIO;
-  }
-  return 0;
+  return (size_t)(p - out);
 }
 
 void pr_http_respond(pr_http_req *req, int status, const char *content_type,
                      const char *extra_headers, const void *body, size_t len) {
   conn *c = req->conn;
+  req_unlink(req);
   if (!c) { /* the client left while we worked */
-    req_release(req);
+    http_req_free(req);
     return;
   }
-  int keep = req->keep_alive && !c->srv->draining && !(c->eof && !c->backlog_len);
-  /* body and headers may point into req: send before freeing it */
-  int r = http_conn_send(c, status, content_type, extra_headers, body, len,
-                         req->method == HTTP_HEAD, keep, req->http10);
-  req_release(req);
-  if (r < 0) return;
-  if (keep)
-    http_conn_next(c);
-  else
-    http_conn_end(c);
+  if (status < 200 || status > 599) status = 500;
+  int no_body = status == 204 || status == 304;
+  size_t blen = req->method == HTTP_HEAD || no_body ? 0 : len;
+  size_t elen = extra_headers ? strlen(extra_headers) : 0;
+  int closes = http_conn_answer_closes(c, req);
+  /* body and headers may point into req: written before its input is freed */
+  char *out = http_conn_answer_buf(c, req, http_head_size(content_type, elen) + blen);
+  size_t n = http_format_head(c->srv, out, status, content_type, extra_headers, elen, len, !closes,
+                              req->http10);
+  if (blen) memcpy(out + n, body, blen);
+  http_conn_answered(c, req, n + blen, closes);
 }
 
 void pr_http_respond_text(pr_http_req *req, int status, const char *text) {
@@ -206,7 +243,10 @@ int pr_http_detach(pr_http_req *req, uv_tcp_t **tcp, char **leftover, size_t *le
   *tcp = NULL;
   *leftover = NULL;
   *leftover_len = 0;
-  req_release(req);
-  if (!c) return PR_ECLOSED;
-  return http_conn_detach(c, tcp, leftover, leftover_len);
+  req_unlink(req);
+  if (!c) {
+    http_req_free(req);
+    return PR_ECLOSED;
+  }
+  return http_conn_detach(c, req, tcp, leftover, leftover_len);
 }

@@ -1,17 +1,22 @@
 /* http_server.c: the listener and the life of a connection: accept, read
  * into the server's one buffer, parse with http-parser (copying only what a
- * request keeps), dispatch one request at a time, keep-alive, graceful close,
- * and the single timer that enforces every timeout. */
+ * request keeps), dispatch pipelined requests without waiting for earlier
+ * answers (up to HTTP_PIPELINE_MAX per connection, answers kept in request
+ * order), write the answers of a loop turn together, keep-alive, graceful
+ * close, and the single timer that enforces every timeout. */
 #include <string.h>
 #include <strings.h>
 #include "base.h"
 #include "http_internal.h"
 
-enum { FEED_MORE, FEED_DISPATCHED, FEED_FAILED };
+enum { PARSE_OK, PARSE_GONE }; /* GONE: c was closed or detached meanwhile */
 
 static void on_timer(uv_timer_t *t);
 static void on_idle(uv_idle_t *h);
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+static void on_prepare(uv_prepare_t *h);
+static void on_check(uv_check_t *h);
+static void conn_settle(conn *c);
 
 /* ======================================================================
  * Lists and the timer
@@ -66,26 +71,114 @@ static void list_move(conn *c, int list, uint64_t timeout_ms) {
   if (timeout_ms && s->lists[list].head == c) timer_schedule(s);
 }
 
-static size_t backlog_limit(const pr_http_server *s) {
+/* ======================================================================
+ * The busy part: queue of requests in flight, unparsed input, output
+ * ====================================================================== */
+
+static http_busy *busy_get(conn *c) {
+  if (!c->busy) {
+    c->busy = pr_calloc(1, sizeof *c->busy);
+    c->busy->conn = c;
+  }
+  return c->busy;
+}
+
+/* Gives b's output buffer back: to the server's few spares if it has the
+ * usual size (answers are written at the end of each loop turn, so a buffer
+ * is busy only for a turn), else to the allocator. */
+static void out_release(pr_http_server *s, http_busy *b) {
+  if (!b->out) return;
+  if (b->out_cap == HTTP_OUT_BLOCK && s->out_pooled < HTTP_OUT_POOL)
+    s->out_pool[s->out_pooled++] = b->out;
+  else
+    pr_free(b->out);
+  b->out = NULL;
+  b->out_len = b->out_cap = 0;
+}
+
+/* Empties b: answered (and server-made) entries are freed, unanswered ones
+ * become orphans their handler frees by answering. */
+static void busy_clear(pr_http_server *s, http_busy *b) {
+  for (pr_http_req *r = b->head, *next; r; r = next) {
+    next = r->qnext;
+    r->qnext = NULL;
+    if (r->answered)
+      http_req_free(r);
+    else
+      r->conn = NULL;
+  }
+  b->head = b->tail = NULL;
+  b->count = 0;
+  pr_free(b->in);
+  b->in = NULL;
+  b->in_off = b->in_len = b->in_cap = 0;
+  out_release(s, b);
+}
+
+/* Drops c's busy part; one waiting in the flush list is freed by the flusher. */
+static void busy_drop(conn *c) {
+  http_busy *b = c->busy;
+  if (!b) return;
+  busy_clear(c->srv, b);
+  c->busy = NULL;
+  if (b->in_flush)
+    b->conn = NULL;
+  else
+    pr_free(b);
+}
+
+/* Frees c's busy part once it holds nothing (an idle connection keeps none). */
+static void busy_release(conn *c) {
+  http_busy *b = c->busy;
+  if (b && !b->count && !b->out_len && b->in_off == b->in_len && !b->in_flush) busy_drop(c);
+}
+
+static int has_unparsed(const conn *c) { return c->busy && c->busy->in_off < c->busy->in_len; }
+
+static size_t unparsed_limit(const pr_http_server *s) {
   return s->opts.max_header_bytes + s->opts.max_body_bytes;
 }
 
-static void backlog_append(conn *c, const char *data, size_t len) {
-  if ((size_t)c->backlog_len + len > c->backlog_cap) {
-    size_t cap = c->backlog_cap ? c->backlog_cap : 1024;
-    while (cap < (size_t)c->backlog_len + len)
-      cap *= 2;
-    c->backlog = pr_realloc(c->backlog, cap);
-    c->backlog_cap = (uint32_t)cap;
+/* Keeps bytes that may not be parsed yet; the unparsed rest stays in place
+ * (in_off moves) and is compacted only when the buffer must grow. */
+static void in_append(conn *c, const char *data, size_t len) {
+  http_busy *b = busy_get(c);
+  if (b->in_off == b->in_len) b->in_off = b->in_len = 0;
+  if ((size_t)b->in_len + len > b->in_cap && b->in_off) {
+    memmove(b->in, b->in + b->in_off, b->in_len - b->in_off);
+    b->in_len -= b->in_off;
+    b->in_off = 0;
   }
-  memcpy(c->backlog + c->backlog_len, data, len);
-  c->backlog_len += (uint32_t)len;
+  if ((size_t)b->in_len + len > b->in_cap) {
+    size_t cap = b->in_cap ? b->in_cap : 1024;
+    while (cap < (size_t)b->in_len + len)
+      cap *= 2;
+    b->in = pr_realloc(b->in, cap);
+    b->in_cap = (uint32_t)cap;
+  }
+  memcpy(b->in + b->in_len, data, len);
+  b->in_len += (uint32_t)len;
 }
 
-static void backlog_drop(conn *c) {
-  pr_free(c->backlog);
-  c->backlog = NULL;
-  c->backlog_len = c->backlog_cap = 0;
+static void in_discard(conn *c) {
+  if (c->busy) c->busy->in_off = c->busy->in_len = 0;
+}
+
+/* Room for `len` more output bytes; returns where they go. */
+static char *out_reserve(pr_http_server *s, http_busy *b, size_t len) {
+  size_t need = HTTP_WOFF + (size_t)b->out_len + len;
+  if (!b->out) {
+    b->out = s->out_pooled ? s->out_pool[--s->out_pooled] : pr_malloc(HTTP_OUT_BLOCK);
+    b->out_cap = HTTP_OUT_BLOCK;
+  }
+  if (need > b->out_cap) {
+    size_t cap = b->out_cap;
+    while (cap < need)
+      cap *= 2;
+    b->out = pr_realloc(b->out, cap);
+    b->out_cap = (uint32_t)cap;
+  }
+  return b->out + HTTP_WOFF + b->out_len;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -94,9 +187,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = HTTP_READ_BUF_SIZE;
 }
 
-/* Reads unless closed, at EOF, or holding too many buffered bytes. */
+/* Reads unless closed, at EOF, or holding too many unparsed bytes. */
 static void conn_update_reading(conn *c) {
-  int want = c->state != ST_CLOSED && !c->eof && c->backlog_len < backlog_limit(c->srv);
+  size_t held = has_unparsed(c) ? c->busy->in_len - c->busy->in_off : 0;
+  int want = c->state != ST_CLOSED && !c->eof && held < unparsed_limit(c->srv);
   if (want && !c->reading) {
     if (uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read) == 0) c->reading = 1;
   } else if (!want && c->reading) {
@@ -113,6 +207,8 @@ static void handle_closed(pr_http_server *s) {
   if (--s->handles > 0 || !s->freeing) return;
   pr_http_done_cb cb = s->done_cb;
   void *arg = s->arg;
+  while (s->out_pooled)
+    pr_free(s->out_pool[--s->out_pooled]);
   pr_free(s->rbuf);
   pr_free(s);
   if (cb) cb(arg);
@@ -138,14 +234,11 @@ void http_conn_close(conn *c) {
   if (c->state == ST_CLOSED) return;
   list_remove(c);
   c->state = ST_CLOSED;
-  if (c->req) {
-    if (c->req->dispatched)
-      c->req->conn = NULL; /* answered later as a no-op */
-    else
-      http_req_free(c->req);
+  if (c->req) { /* being read: never dispatched */
+    http_req_free(c->req);
     c->req = NULL;
   }
-  backlog_drop(c);
+  busy_drop(c); /* dispatched requests become orphans */
   c->reading = 0;
   c->srv->nconns--;
   uv_close((uv_handle_t *)c->tcp, on_conn_close);
@@ -160,14 +253,16 @@ static void on_shutdown(uv_shutdown_t *sh, int status) {
    * with unread bytes does not reset the answer away */
 }
 
-void http_conn_end(conn *c) {
+/* Graceful end once every answer is handed to libuv: shutdown, linger, close. */
+static void conn_end(conn *c) {
   if (c->state == ST_CLOSED || c->state == ST_LINGER) return;
-  if (c->req && !c->req->dispatched) {
+  if (c->req) {
     http_req_free(c->req);
     c->req = NULL;
   }
   c->state = ST_LINGER;
-  backlog_drop(c);
+  in_discard(c);
+  busy_release(c);
   list_move(c, L_LINGER, HTTP_LINGER_MS);
   uv_shutdown_t *sh = pr_malloc(sizeof *sh);
   if (uv_shutdown(sh, (uv_stream_t *)c->tcp, on_shutdown) != 0) {
@@ -178,7 +273,8 @@ void http_conn_end(conn *c) {
   conn_update_reading(c);
 }
 
-/* Answers a request the server itself refuses, then closes. */
+/* Refuses the request being read: its error answer follows the answers
+ * still due, then the connection ends. Reads are discarded meanwhile. */
 static void conn_fail(conn *c, int status) {
   pr_http_server *s = c->srv;
   if (status == 408)
@@ -189,45 +285,168 @@ static void conn_fail(conn *c, int status) {
     http_req_free(c->req);
     c->req = NULL;
   }
-  char body[128];
+  char body[128], out[512];
   int n = pr_http_error_body(status, body, sizeof body);
-  if (http_conn_send(c, status, "application/json", NULL, body, n > 0 ? (size_t)n : 0, 0, 0, 0) < 0)
-    return;
-  http_conn_end(c);
+  size_t blen = n > 0 ? (size_t)n : 0;
+  size_t len = http_format_head(s, out, status, "application/json", NULL, 0, blen, 0, 0);
+  memcpy(out + len, body, blen);
+  c->closing = 1;
+  c->state = ST_WAIT;
+  in_discard(c);
+  list_move(c, L_PENDING, 0);
+  http_conn_queue_raw(c, out, len + blen);
 }
 
 /* ======================================================================
- * Writing
+ * Writing: answers in request order, one write per connection and turn
  * ====================================================================== */
 
+static void flush_add(conn *c) {
+  pr_http_server *s = c->srv;
+  http_busy *b = c->busy;
+  if (b->in_flush) return;
+  b->in_flush = 1;
+  b->flush_next = NULL;
+  if (s->flush_tail) {
+    s->flush_tail->flush_next = b;
+  } else {
+    s->flush_head = b;
+    if (!s->freeing) {
+      uv_prepare_start(&s->prepare, on_prepare);
+      uv_check_start(&s->check, on_check);
+    }
+  }
+  s->flush_tail = b;
+}
+
 static void on_write(uv_write_t *w, int status) {
-  conn *c = w->handle->data; /* NULL once detached */
+  conn *c = w->handle->data; /* a conn is detached only with no write in flight */
   pr_free(w);
   if (!c) return;
   c->writes--;
-  if (c->state == ST_CLOSED) return;
+  if (c->state == ST_CLOSED || c->state == ST_LINGER) return;
   if (status < 0) {
     http_conn_close(c);
     return;
   }
-  if (c->wait_write && c->tcp->write_queue_size <= HTTP_WRITE_HIGH) http_conn_next(c);
+  conn_settle(c); /* may resume requests held back by a full write queue */
 }
 
-int http_conn_write_block(conn *c, char *block, size_t len) {
-  uv_write_t *w = (uv_write_t *)block;
-  uv_buf_t b = uv_buf_init(block + HTTP_WOFF, (unsigned)len);
-  if (uv_write(w, (uv_stream_t *)c->tcp, &b, 1, on_write) != 0) {
-    pr_free(block);
-    return PR_EIO;
+/* Writes what the kernel takes at once; the rest goes to uv_write in the
+ * same block (its uv_write_t in front), so nothing is copied. */
+static void conn_flush(conn *c) {
+  http_busy *b = c->busy;
+  if (b->out_len) {
+    uv_buf_t buf = uv_buf_init(b->out + HTTP_WOFF, b->out_len);
+    int n = c->writes ? UV_EAGAIN : uv_try_write((uv_stream_t *)c->tcp, &buf, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+      http_conn_close(c);
+      return;
+    }
+    if (n < 0) n = 0;
+    if ((uint32_t)n < b->out_len) {
+      char *block = b->out;
+      uv_buf_t rest = uv_buf_init(block + HTTP_WOFF + n, b->out_len - (uint32_t)n);
+      b->out = NULL;
+      b->out_len = b->out_cap = 0;
+      if (uv_write((uv_write_t *)block, (uv_stream_t *)c->tcp, &rest, 1, on_write) != 0) {
+        pr_free(block);
+        http_conn_close(c);
+        return;
+      }
+      c->writes++;
+    } else {
+      out_release(c->srv, b);
+    }
   }
-  c->writes++;
-  return 0;
+  conn_settle(c);
 }
 
-int http_conn_write(conn *c, const char *data, size_t len) {
-  char *block = pr_malloc(HTTP_WOFF + len);
-  memcpy(block + HTTP_WOFF, data, len);
-  return http_conn_write_block(c, block, len);
+static void flush_all(pr_http_server *s) {
+  http_busy *b;
+  while ((b = s->flush_head)) {
+    s->flush_head = b->flush_next;
+    if (!s->flush_head) s->flush_tail = NULL;
+    b->flush_next = NULL;
+    b->in_flush = 0;
+    if (b->conn)
+      conn_flush(b->conn);
+    else
+      pr_free(b); /* its conn went away; busy_drop emptied it */
+  }
+  uv_prepare_stop(&s->prepare);
+  uv_check_stop(&s->check);
+}
+
+static void on_prepare(uv_prepare_t *h) { flush_all(h->data); }
+static void on_check(uv_check_t *h) { flush_all(h->data); }
+
+/* Moves the answered requests at the head of the queue to the output. */
+static void queue_pop_answered(pr_http_server *s, http_busy *b) {
+  pr_http_req *r;
+  while ((r = b->head) && r->answered) {
+    if (r->resp) { /* answered before an earlier one */
+      memcpy(out_reserve(s, b, r->resp_len), r->resp, r->resp_len);
+      b->out_len += r->resp_len;
+    }
+    b->head = r->qnext;
+    if (!b->head) b->tail = NULL;
+    b->count--;
+    http_req_free(r);
+  }
+}
+
+static void queue_push(http_busy *b, pr_http_req *r) {
+  r->qnext = NULL;
+  if (b->tail)
+    b->tail->qnext = r;
+  else
+    b->head = r;
+  b->tail = r;
+  b->count++;
+}
+
+char *http_conn_answer_buf(conn *c, pr_http_req *req, size_t cap) {
+  http_busy *b = c->busy;
+  if (req == b->head) return out_reserve(c->srv, b, cap); /* the common case: no copy later */
+  return req->resp = pr_malloc(cap);
+}
+
+void http_conn_answered(conn *c, pr_http_req *req, size_t len, int closes) {
+  http_busy *b = c->busy;
+  req->answered = 1;
+  if (closes) c->closing = 1;
+  if (req->upgrade) c->upgrading = 0;
+  http_req_drop_input(req);
+  if (req == b->head)
+    b->out_len += (uint32_t)len;
+  else
+    req->resp_len = (uint32_t)len;
+  queue_pop_answered(c->srv, b);
+  flush_add(c);
+}
+
+void http_conn_queue_raw(conn *c, const char *data, size_t len) {
+  http_busy *b = busy_get(c);
+  if (!b->head) {
+    memcpy(out_reserve(c->srv, b, len), data, len);
+    b->out_len += (uint32_t)len;
+  } else {
+    pr_http_req *r = pr_calloc(1, sizeof *r);
+    r->answered = 1;
+    r->resp = pr_malloc(len);
+    memcpy(r->resp, data, len);
+    r->resp_len = (uint32_t)len;
+    queue_push(b, r);
+  }
+  flush_add(c);
+}
+
+int http_conn_answer_closes(conn *c, const pr_http_req *req) {
+  if (!req->keep_alive) return 1;
+  if (req != c->busy->tail || c->req) return 0; /* more requests follow */
+  if (c->srv->draining) return 1;
+  return c->eof && !has_unparsed(c);
 }
 
 /* ======================================================================
@@ -340,10 +559,7 @@ static int on_headers_complete(http_parser *p) {
   const char *expect = pr_http_req_header(r, "Expect");
   if (expect && has_body && !r->http10 && strcasecmp(expect, "100-continue") == 0) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (http_conn_write(c, cont, sizeof cont - 1) < 0) {
-      c->err_status = 400;
-      return -1;
-    }
+    http_conn_queue_raw(c, cont, sizeof cont - 1); /* after the answers still due */
   }
   c->state = ST_BODY;
   list_move(c, L_IDLE, s->opts.idle_timeout_ms);
@@ -371,8 +587,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
 }
 
 static int on_message_complete(http_parser *p) {
-  /* stop here: the rest of the bytes wait until this request is answered */
-  http_parser_pause(p, 1);
+  http_parser_pause(p, 1); /* one request at a time: the caller dispatches it */
   return 0;
 }
 
@@ -386,11 +601,37 @@ static const http_parser_settings parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
-/* Hands c's complete request to the handler. Must be the caller's last use of
- * c: the handler may answer, close or detach it. */
+/* ======================================================================
+ * Dispatching
+ * ====================================================================== */
+
+/* 1 if nothing of c is in flight or unwritten: an Upgrade may be handed off. */
+static int conn_is_quiet(const conn *c) {
+  return !c->writes && (!c->busy || (!c->busy->count && !c->busy->out_len));
+}
+
+/* 1 if c may start parsing its next request now. */
+static int may_parse(const conn *c) {
+  if (c->state >= ST_HOLD || c->closing || c->upgrading) return 0;
+  if (c->srv->draining && !c->req) return 0; /* finish the request being read, no more */
+  if (c->busy && c->busy->count >= HTTP_PIPELINE_MAX) return 0;
+  return c->tcp->write_queue_size <= HTTP_WRITE_HIGH; /* else the client is not reading */
+}
+
+/* Resumes c from the loop (on_idle) if it holds something it may go on with. */
+static void conn_kick(conn *c) {
+  int go = c->state == ST_HOLD ? conn_is_quiet(c) : has_unparsed(c) && may_parse(c);
+  if (!go || c->list == L_READY) return;
+  list_move(c, L_READY, 0);
+  uv_idle_start(&c->srv->idle, on_idle);
+}
+
+/* Hands c's complete request to the handler, which may answer, keep or
+ * detach it. The caller checks s->feed_conn and c->state afterwards. */
 static void conn_dispatch(conn *c) {
   pr_http_server *s = c->srv;
   pr_http_req *req = c->req;
+  c->req = NULL;
   req->dispatched = 1;
   req->srv = s;
   req->prev = NULL;
@@ -399,101 +640,159 @@ static void conn_dispatch(conn *c) {
   s->reqs = req;
   s->inflight++;
   s->stats.requests++;
-  c->state = ST_PENDING;
-  list_move(c, L_PENDING, 0);
-  conn_update_reading(c);
+  queue_push(busy_get(c), req);
+  if (!req->keep_alive) c->closing = 1; /* nothing after it is read */
+  if (req->upgrade) c->upgrading = 1;   /* nothing after it until answered or detached */
+  c->state = ST_WAIT;
+  if (c->list != L_PENDING) list_move(c, L_PENDING, 0);
+  s->feed_conn = c;
   s->handler(req, s->arg);
 }
 
-/* Parses data (the shared buffer or a taken backlog). The caller must not
- * use c after FEED_DISPATCHED. */
-static int conn_feed(conn *c, const char *data, size_t len) {
-  size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
-  enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-  if (c->err_status || (e != HPE_OK && e != HPE_PAUSED)) {
-    conn_fail(c, c->err_status ? c->err_status : e == HPE_HEADER_OVERFLOW ? 431 : 400);
-    return FEED_FAILED;
-  }
-  if (e == HPE_PAUSED) {
-    if (n < len) backlog_append(c, data + n, len - n);
+/* Parses data[0..len) and dispatches its requests while allowed; what may
+ * not be parsed yet is kept. from_in: data is c's own unparsed bytes. */
+static int conn_parse(conn *c, const char *data, size_t len, int from_in) {
+  pr_http_server *s = c->srv;
+  size_t done = 0;
+  while (done < len && may_parse(c)) {
+    size_t n = http_parser_execute(&c->parser, &parser_settings, data + done, len - done);
+    done += n;
+    if (from_in) c->busy->in_off += (uint32_t)n;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->err_status || (e != HPE_OK && e != HPE_PAUSED)) {
+      conn_fail(c, c->err_status ? c->err_status : e == HPE_HEADER_OVERFLOW ? 431 : 400);
+      return PARSE_OK;
+    }
+    if (e != HPE_PAUSED) break;                 /* all parsed, the request is incomplete */
+    http_parser_init(&c->parser, HTTP_REQUEST); /* keeps parser.data */
+    c->err_status = 0;
+    if (c->req->upgrade && !conn_is_quiet(c)) { /* hand-off only as the oldest */
+      if (!from_in) in_append(c, data + done, len - done);
+      c->state = ST_HOLD;
+      list_move(c, L_PENDING, 0);
+      return PARSE_OK;
+    }
+    s->feed_rest = from_in ? NULL : data + done;
+    s->feed_rest_len = from_in ? 0 : len - done;
     conn_dispatch(c);
-    return FEED_DISPATCHED;
+    if (s->feed_conn != c) return PARSE_GONE; /* detached */
+    s->feed_conn = NULL;
+    if (c->state == ST_CLOSED) return PARSE_GONE;
   }
-  return FEED_MORE;
+  if (done < len && !from_in && !c->closing && c->state != ST_LINGER)
+    in_append(c, data + done, len - done);
+  return PARSE_OK;
 }
 
 /* ======================================================================
  * Reading and the keep-alive cycle
  * ====================================================================== */
 
+static void conn_eof(conn *c) {
+  c->eof = 1;
+  conn_update_reading(c);
+  if (c->state == ST_LINGER) {
+    if (!c->writes) http_conn_close(c); /* else on_shutdown closes */
+    return;
+  }
+  if (c->state == ST_HEAD || c->state == ST_BODY) { /* a partial request: dropped */
+    http_req_free(c->req);
+    c->req = NULL;
+    c->state = ST_WAIT;
+    list_move(c, L_PENDING, 0);
+  }
+  if (c->state == ST_WAIT && !has_unparsed(c) &&
+      (!c->busy || (!c->busy->count && !c->busy->out_len))) {
+    if (c->writes)
+      conn_end(c);
+    else
+      http_conn_close(c);
+    return;
+  }
+  conn_settle(c); /* answer what is due, then end */
+}
+
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   conn *c = st->data;
   if (!c || n == 0) return;
   if (n < 0) {
-    if (n != UV_EOF) {
+    if (n == UV_EOF)
+      conn_eof(c);
+    else
       http_conn_close(c);
-      return;
-    }
-    c->eof = 1;
-    conn_update_reading(c);
-    if (c->state == ST_PENDING || c->state == ST_READY) return; /* answer, then close */
-    if (c->state == ST_LINGER && c->writes) return;             /* on_shutdown closes */
-    http_conn_close(c);
     return;
   }
-  switch (c->state) {
-  case ST_LINGER: return; /* discarded */
-  case ST_PENDING:
-  case ST_READY:
-    backlog_append(c, buf->base, (size_t)n);
-    conn_update_reading(c);
+  if (c->state == ST_LINGER || c->closing) return; /* discarded */
+  if (has_unparsed(c) || !may_parse(c)) {
+    in_append(c, buf->base, (size_t)n);
+  } else if (conn_parse(c, buf->base, (size_t)n, 0) == PARSE_GONE) {
     return;
-  default: conn_feed(c, buf->base, (size_t)n); return;
-  }
-}
-
-void http_conn_next(conn *c) {
-  pr_http_server *s = c->srv;
-  http_parser_init(&c->parser, HTTP_REQUEST); /* keeps parser.data */
-  c->err_status = 0;
-  if (c->tcp->write_queue_size > HTTP_WRITE_HIGH) {
-    /* the client is not reading its answers: let on_write resume us */
-    c->state = ST_READY;
-    c->wait_write = 1;
-    list_move(c, L_PENDING, 0);
-  } else if (c->backlog_len) {
-    c->wait_write = 0;
-    c->state = ST_READY;
-    list_move(c, L_READY, 0);
-    uv_idle_start(&s->idle, on_idle);
-  } else if (c->eof || s->draining) {
-    c->wait_write = 0;
-    http_conn_end(c);
-    return;
-  } else {
-    c->wait_write = 0;
-    c->state = ST_WAIT;
-    list_move(c, L_IDLE, s->opts.idle_timeout_ms);
   }
   conn_update_reading(c);
 }
 
-/* Runs buffered (pipelined) requests from the loop rather than from inside
- * pr_http_respond, so a handler that answers at once does not recurse. */
+/* Decides what c does next once answers may have been written: go on with
+ * held requests, wait, end, or idle as a keep-alive connection. */
+static void conn_settle(conn *c) {
+  pr_http_server *s = c->srv;
+  if (c->state == ST_CLOSED || c->state == ST_LINGER) return;
+  http_busy *b = c->busy;
+  if (b && (b->count || b->out_len || b->in_flush)) { /* answers still due */
+    conn_kick(c);
+    return;
+  }
+  if (c->closing || (!c->req && (s->draining || (c->eof && !has_unparsed(c))))) {
+    conn_end(c);
+    return;
+  }
+  if (c->req) { /* being read (its list is set) or held */
+    conn_kick(c);
+    return;
+  }
+  if (has_unparsed(c)) {
+    conn_kick(c);
+    return;
+  }
+  busy_release(c);
+  if (c->list != L_IDLE) list_move(c, L_IDLE, s->opts.idle_timeout_ms);
+  conn_update_reading(c);
+}
+
+/* Goes on with c's held Upgrade request or unparsed bytes. */
+static void conn_resume(conn *c) {
+  pr_http_server *s = c->srv;
+  if (c->state == ST_HOLD) {
+    if (!conn_is_quiet(c)) return; /* kicked again when it is */
+    s->feed_rest = NULL;
+    s->feed_rest_len = 0;
+    conn_dispatch(c);
+    if (s->feed_conn != c) return;
+    s->feed_conn = NULL;
+    if (c->state == ST_CLOSED) return;
+  }
+  if (has_unparsed(c)) {
+    http_busy *b = c->busy;
+    if (conn_parse(c, b->in + b->in_off, b->in_len - b->in_off, 1) == PARSE_GONE) return;
+  }
+  if (c->eof && (c->state == ST_HEAD || c->state == ST_BODY)) { /* a partial request at EOF */
+    http_req_free(c->req);
+    c->req = NULL;
+    c->state = ST_WAIT;
+    list_move(c, L_PENDING, 0);
+  }
+  conn_update_reading(c);
+  conn_settle(c);
+}
+
+/* Runs held (pipelined) requests from the loop rather than from inside an
+ * answer or a write callback, so a handler that answers at once does not
+ * recurse. */
 static void on_idle(uv_idle_t *h) {
   pr_http_server *s = h->data;
   conn *c;
   while ((c = s->lists[L_READY].head)) {
-    char *b = c->backlog;
-    size_t n = c->backlog_len;
-    c->backlog = NULL;
-    c->backlog_len = c->backlog_cap = 0;
-    c->state = ST_WAIT;
-    list_move(c, L_IDLE, s->opts.idle_timeout_ms);
-    conn_update_reading(c);
-    int r = conn_feed(c, b, n);
-    pr_free(b);
-    if (r == FEED_MORE && c->eof) http_conn_close(c); /* a partial request at EOF */
+    list_move(c, L_PENDING, 0);
+    conn_resume(c);
   }
   uv_idle_stop(h);
 }
@@ -526,7 +825,7 @@ static void on_timer(uv_timer_t *t) {
 }
 
 /* ======================================================================
- * Accepting and the server's life
+ * Accepting, the hand-off and the server's life
  * ====================================================================== */
 
 static void on_connection(uv_stream_t *l, int status) {
@@ -560,19 +859,39 @@ static void on_connection(uv_stream_t *l, int status) {
   conn_update_reading(c);
 }
 
-int http_conn_detach(conn *c, uv_tcp_t **tcp, char **leftover, size_t *leftover_len) {
+int http_conn_detach(conn *c, pr_http_req *req, uv_tcp_t **tcp, char **leftover,
+                     size_t *leftover_len) {
   pr_http_server *s = c->srv;
-  if (c->state != ST_PENDING) return PR_ECLOSED;
+  http_busy *b = c->busy;
+  /* the oldest request in flight, nothing read or dispatched after it and
+   * nothing left to write: else the socket is not the caller's to take */
+  if (c->state != ST_WAIT || c->req || !b || b->head != req || b->tail != req || b->out_len ||
+      c->writes) {
+    req->answered = 1; /* freed with the connection */
+    http_conn_close(c);
+    return PR_EBUSY;
+  }
+  const char *rest = NULL;
+  size_t rest_len = 0;
+  if (has_unparsed(c)) {
+    rest = b->in + b->in_off;
+    rest_len = b->in_len - b->in_off;
+  } else if (s->feed_conn == c) {
+    rest = s->feed_rest;
+    rest_len = s->feed_rest_len;
+  }
+  if (rest_len) {
+    *leftover = pr_malloc(rest_len);
+    memcpy(*leftover, rest, rest_len);
+    *leftover_len = rest_len;
+  }
+  if (s->feed_conn == c) s->feed_conn = NULL; /* tells conn_parse that c is gone */
   if (c->reading) uv_read_stop((uv_stream_t *)c->tcp);
   list_remove(c);
+  req->answered = 1;
+  busy_drop(c); /* frees req */
   c->tcp->data = NULL;
   *tcp = c->tcp;
-  if (c->backlog_len) {
-    *leftover = c->backlog;
-    *leftover_len = c->backlog_len;
-  } else {
-    pr_free(c->backlog);
-  }
   s->nconns--;
   s->handles--; /* no longer ours to close */
   pr_free(c);
@@ -603,8 +922,10 @@ int pr_http_server_new(uv_loop_t *loop, const pr_http_opts *opts, pr_http_handle
   uv_tcp_init(loop, &s->listener);
   uv_timer_init(loop, &s->timer);
   uv_idle_init(loop, &s->idle);
-  s->listener.data = s->timer.data = s->idle.data = s;
-  s->handles = 3;
+  uv_prepare_init(loop, &s->prepare);
+  uv_check_init(loop, &s->check);
+  s->listener.data = s->timer.data = s->idle.data = s->prepare.data = s->check.data = s;
+  s->handles = 5;
   *out = s;
   return 0;
 }
@@ -655,7 +976,11 @@ void pr_http_server_stop_accepting(pr_http_server *s) {
     conn *c = s->lists[lists[i]].head, *next;
     for (; c; c = next) {
       next = c->next;
-      if (c->state == ST_WAIT) http_conn_close(c);
+      if (c->state != ST_WAIT) continue; /* a request being read finishes */
+      if (c->writes)
+        conn_end(c); /* an answer is still being written */
+      else
+        http_conn_close(c);
     }
   }
 }
@@ -674,9 +999,18 @@ void pr_http_server_free(pr_http_server *s, pr_http_done_cb done_cb) {
   close_listener(s);
   uv_close((uv_handle_t *)&s->timer, on_handle_close);
   uv_close((uv_handle_t *)&s->idle, on_handle_close);
+  uv_close((uv_handle_t *)&s->prepare, on_handle_close);
+  uv_close((uv_handle_t *)&s->check, on_handle_close);
   for (int l = 0; l < L_COUNT; l++)
     while (s->lists[l].head)
       http_conn_close(s->lists[l].head);
+  for (http_busy *b = s->flush_head, *next; b; b = next) { /* all orphans by now */
+    next = b->flush_next;
+    if (b->conn) b->conn->busy = NULL;
+    busy_clear(s, b);
+    pr_free(b);
+  }
+  s->flush_head = s->flush_tail = NULL;
   for (pr_http_req *r = s->reqs, *next; r; r = next) {
     next = r->next;
     r->srv = NULL;
@@ -686,17 +1020,20 @@ void pr_http_server_free(pr_http_server *s, pr_http_done_cb done_cb) {
   s->inflight = 0;
 }
 
-const char *http_date(pr_http_server *s) {
+const char *http_date_line(pr_http_server *s, size_t *len) {
   static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   time_t now = time(NULL);
-  if (now != s->date_sec) {
+  if (now != s->date_sec || !s->date_line_len) { /* once a second: printf is fine here */
     struct tm tm;
     gmtime_r(&now, &tm);
-    snprintf(s->date, sizeof s->date, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
-             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int n = snprintf(s->date_line, sizeof s->date_line,
+                     "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday], tm.tm_mday,
+                     months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    s->date_line_len = (uint8_t)(n > 0 && (size_t)n < sizeof s->date_line ? n : 0);
     s->date_sec = now;
   }
-  return s->date;
+  *len = s->date_line_len;
+  return s->date_line;
 }

@@ -31,7 +31,9 @@ struct harness {
   loop_fn call_fn;
   void *call_arg;
   sem_t call_done;
-  pr_http_req *held; /* a request answered later by the test */
+  pr_http_req *held;       /* a request answered later by the test */
+  pr_http_req *parked[64]; /* /park requests, answered later by the test in any order */
+  int nparked;
   int held_gone;
   uv_tcp_t *detached;
   char detach_seen[256];
@@ -144,6 +146,8 @@ static void handler(pr_http_req *req, void *arg) {
     uv_read_start((uv_stream_t *)t, detached_alloc, detached_read);
   } else if (strcmp(path, "/hold") == 0) {
     h->held = req;
+  } else if (strncmp(path, "/park", 5) == 0 && h->nparked < (int)PR_ARRAY_LEN(h->parked)) {
+    h->parked[h->nparked++] = req;
   } else {
     snprintf(body, sizeof body, "%s %s", pr_http_req_method(req), path);
     pr_http_respond_text(req, 200, body);
@@ -159,6 +163,9 @@ static void on_stop(uv_async_t *a) {
   h->srv = NULL;
   if (h->held) pr_http_respond_text(h->held, 200, "late"); /* an orphan by now */
   h->held = NULL;
+  for (int i = 0; i < h->nparked; i++)
+    if (h->parked[i]) pr_http_respond_text(h->parked[i], 200, "late");
+  h->nparked = 0;
   if (h->detached) uv_close((uv_handle_t *)h->detached, on_detached_close);
   uv_close((uv_handle_t *)&h->stop, NULL);
   uv_close((uv_handle_t *)&h->call, NULL);
@@ -209,6 +216,29 @@ static void snap_stats(harness *h, void *arg) {
   pr_http_server_stats(h->srv, &h->stats);
   h->inflight = pr_http_server_inflight(h->srv);
   h->held_gone = h->held ? pr_http_req_is_gone(h->held) : -1;
+}
+
+/* Answers parked requests [from, to) last first, each with its path; then
+ * forgets them (the ones answered). */
+typedef struct {
+  int from, to;
+} park_range;
+
+static void answer_parked(harness *h, void *arg) {
+  park_range *r = arg;
+  for (int i = r->to - 1; i >= r->from; i--) {
+    if (!h->parked[i]) continue;
+    char body[64];
+    snprintf(body, sizeof body, "%s", pr_http_req_path(h->parked[i]));
+    pr_http_respond_text(h->parked[i], 200, body);
+    h->parked[i] = NULL;
+  }
+}
+
+static void count_parked(harness *h, void *arg) {
+  *(int *)arg = h->nparked;
+  h->inflight = pr_http_server_inflight(h->srv);
+  pr_http_server_stats(h->srv, &h->stats);
 }
 
 /* ---- the client side ---------------------------------------------------- */
@@ -913,4 +943,222 @@ Test(http_server, listen_errors) {
   pr_http_server_free(s2, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* Twenty pipelined requests whose answers come in reverse order (the first
+ * waits longest): all are dispatched at once and still arrive in order. */
+Test(http_server, pipelined_answers_out_of_order_arrive_in_order) {
+  server_start(NULL);
+  client *c = cli_open();
+  char req[2048];
+  size_t len = 0;
+  for (int i = 0; i < 20; i++)
+    len += (size_t)snprintf(req + len, sizeof req - len, "GET /async/%d HTTP/1.1\r\n\r\n",
+                            200 - 10 * i);
+  uint64_t t0 = pr_now_mono_ms();
+  cli_send(c, req, len);
+  for (int i = 0; i < 20; i++) {
+    char want[32];
+    snprintf(want, sizeof want, "GET /async/%d", 200 - 10 * i);
+    expect_status(c, 200);
+    cr_assert_str_eq(R.body, want);
+  }
+  /* one after the other they would take 2.1 s; dispatched together, ~0.2 s */
+  uint64_t took = pr_now_mono_ms() - t0;
+  cr_assert_lt(took, 1500, "took %llu ms: not dispatched together", (unsigned long long)took);
+  cli_close(c);
+  server_stop();
+  cr_assert_eq(H.stats.requests, 20);
+}
+
+static int wait_parked(int n) {
+  int got = -1;
+  for (int i = 0; i < 400; i++) {
+    loop_call(count_parked, &got);
+    if (got == n) return got;
+    usleep(5000);
+  }
+  return got;
+}
+
+/* At most 32 requests of one connection are in flight: the rest wait unread
+ * (unparsed) until answers make room, then go on in order. */
+Test(http_server, pipeline_bound_stops_dispatch) {
+  server_start(NULL);
+  client *c = cli_open();
+  static char req[8192];
+  size_t len = 0;
+  for (int i = 0; i < 40; i++)
+    len += (size_t)snprintf(req + len, sizeof req - len, "GET /park/%d HTTP/1.1\r\n\r\n", i);
+  cli_send(c, req, len);
+  cr_assert_eq(wait_parked(32), 32);
+  usleep(50000);
+  int got;
+  loop_call(count_parked, &got);
+  cr_assert_eq(got, 32, "the bound did not hold: %d dispatched", got);
+  cr_assert_eq(H.stats.requests, 32);
+  cr_assert_eq(H.inflight, 32);
+  /* answer 1..31 first (they wait for 0): still no room, nothing written */
+  loop_call(answer_parked, &(park_range){1, 32});
+  usleep(50000);
+  loop_call(count_parked, &got);
+  cr_assert_eq(got, 32);
+  cr_assert_eq(H.inflight, 1);
+  struct timeval tv = {.tv_usec = 100000};
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  cr_assert_eq(cli_fill(c), -1, "an answer came before the first one");
+  tv.tv_sec = 3;
+  tv.tv_usec = 0;
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  loop_call(answer_parked, &(park_range){0, 1});
+  cr_assert_eq(wait_parked(40), 40); /* room again: the last 8 dispatched */
+  loop_call(answer_parked, &(park_range){32, 40});
+  for (int i = 0; i < 40; i++) {
+    char want[32];
+    snprintf(want, sizeof want, "/park/%d", i);
+    expect_status(c, 200);
+    cr_assert_str_eq(R.body, want);
+  }
+  cli_close(c);
+  server_stop();
+  cr_assert_eq(H.stats.requests, 40);
+}
+
+/* Bytes beyond the bound stay unparsed, and past the unparsed limit the
+ * server stops reading: the client's sends then block. */
+Test(http_server, pipeline_bound_stops_reading) {
+  pr_http_opts o = {.max_header_bytes = 1024, .max_body_bytes = 1024};
+  server_start(&o);
+  client *c = cli_open();
+  int rcv = 4096;
+  setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &rcv, sizeof rcv);
+  static char req[1 << 16];
+  size_t len = 0;
+  for (int i = 0; i < 32; i++)
+    len += (size_t)snprintf(req + len, sizeof req - len, "GET /park/%d HTTP/1.1\r\n\r\n", i);
+  cli_send(c, req, len);
+  cr_assert_eq(wait_parked(32), 32);
+  /* then as much as the server and the kernel take, without blocking */
+  memset(req, 0, sizeof req);
+  len = 0;
+  while (len + 64 < sizeof req)
+    len += (size_t)snprintf(req + len, sizeof req - len, "GET /x HTTP/1.1\r\n\r\n");
+  size_t sent = 0;
+  for (int i = 0; i < 2000; i++) {
+    ssize_t n = send(c->fd, req + (sent % len), len - (sent % len), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) {
+      usleep(2000);
+      if (send(c->fd, req, 1, MSG_DONTWAIT | MSG_NOSIGNAL) <= 0) break;
+      sent++;
+      continue;
+    }
+    sent += (size_t)n;
+  }
+  /* unbounded reading would swallow all of it (64 KiB x 2000); kernel
+   * buffers hold at most a few MiB (tcp_rmem, tcp_wmem) */
+  cr_assert_lt(sent, (size_t)16 << 20, "the server kept reading: %zu bytes taken", sent);
+  cr_log_info("sent %zu bytes before blocking", sent);
+  int got;
+  loop_call(count_parked, &got);
+  cr_assert_eq(got, 32);
+  cli_reset(c); /* unseen until the server reads or writes again */
+  loop_call(answer_parked, &(park_range){0, 32});
+  wait_inflight(0);
+  wait_no_connections();
+  server_stop();
+}
+
+/* An Upgrade after pipelined requests is handed off only once every earlier
+ * answer is written, with the bytes after it as leftover. */
+Test(http_server, detach_after_pipelined_requests) {
+  server_start(NULL);
+  client *c = cli_open();
+  cli_sends(c, "GET /async/60 HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n\r\nGET /async/10 HTTP/1.1\r\n\r\n"
+               "GET /upgrade HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n"
+               "after-upgrade");
+  expect_status(c, 200);
+  cr_assert_str_eq(R.body, "GET /async/60");
+  expect_status(c, 200);
+  cr_assert_str_eq(R.body, "GET /a");
+  expect_status(c, 200);
+  cr_assert_str_eq(R.body, "GET /async/10");
+  while (!memmem(c->buf, c->len, "]", 1))
+    cr_assert_eq(cli_fill(c), 1, "no hand-off answer; got %.*s", (int)c->len, c->buf);
+  c->buf[c->len] = '\0';
+  cr_assert(strncmp(c->buf, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0, "%s", c->buf);
+  cr_assert(strstr(c->buf, "\r\n\r\nLEFT[after-upgrade]"), "%s", c->buf);
+  c->len = 0;
+  cli_sends(c, "ping");
+  while (c->len < 9)
+    cr_assert_eq(cli_fill(c), 1);
+  cr_assert(memcmp(c->buf, "ECHO:ping", 9) == 0);
+  loop_call(snap_stats, NULL);
+  cr_assert_eq(H.stats.connections_open, 0);
+  cr_assert_eq(H.inflight, 0);
+  cr_assert_eq(H.stats.requests, 4);
+  cli_close(c);
+  server_stop();
+}
+
+/* A client that goes away with answers queued behind an unanswered one:
+ * the queued answers are dropped, the late answers only free their
+ * requests, nothing is left over. */
+Test(http_server, client_gone_with_answers_queued) {
+  server_start(NULL);
+  client *c = cli_open();
+  cli_sends(c, "GET /park/0 HTTP/1.1\r\n\r\nGET /park/1 HTTP/1.1\r\n\r\n"
+               "GET /park/2 HTTP/1.1\r\n\r\nGET /park/3 HTTP/1.1\r\n\r\n");
+  cr_assert_eq(wait_parked(4), 4);
+  loop_call(answer_parked, &(park_range){1, 3}); /* queued behind /park/0 */
+  loop_call(snap_stats, NULL);
+  cr_assert_eq(H.inflight, 2);
+  cli_reset(c);
+  wait_no_connections();
+  loop_call(answer_parked, &(park_range){0, 4}); /* orphans now */
+  loop_call(snap_stats, NULL);
+  cr_assert_eq(H.inflight, 0);
+  cr_assert_eq(H.stats.responses_2xx, 2); /* the two formatted before the reset */
+  /* the server is fine afterwards */
+  c = cli_open();
+  cli_sends(c, "GET /after HTTP/1.1\r\n\r\n");
+  expect_status(c, 200);
+  cli_close(c);
+  server_stop();
+}
+
+/* The server's own error for a later request waits for the answers before
+ * it, then the connection ends. */
+Test(http_server, error_after_pipelined_requests_in_order) {
+  server_start(NULL);
+  client *c = cli_open();
+  cli_sends(c, "GET /async/50 HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n");
+  expect_status(c, 200);
+  cr_assert_str_eq(R.body, "GET /async/50");
+  expect_status(c, 200);
+  cr_assert_str_eq(R.body, "GET /b");
+  expect_status(c, 400);
+  cr_assert_str_eq(resp_header(&R, "Connection"), "close");
+  cr_assert_eq(cli_wait_closed(c), 1);
+  cli_close(c);
+  server_stop();
+  cr_assert_eq(H.stats.bad_requests, 1);
+}
+
+/* Connection: close in the middle of a pipeline: the requests after it are
+ * never handed to the handler. */
+Test(http_server, pipelined_close_stops_there) {
+  server_start(NULL);
+  client *c = cli_open();
+  cli_sends(c, "GET /async/30 HTTP/1.1\r\n\r\nGET /last HTTP/1.1\r\nConnection: close\r\n\r\n"
+               "GET /never HTTP/1.1\r\n\r\n");
+  expect_status(c, 200);
+  cr_assert_str_eq(R.body, "GET /async/30");
+  cr_assert_null(resp_header(&R, "Connection"));
+  expect_status(c, 200);
+  cr_assert_str_eq(R.body, "GET /last");
+  cr_assert_str_eq(resp_header(&R, "Connection"), "close");
+  cr_assert_eq(cli_wait_closed(c), 1);
+  cli_close(c);
+  server_stop();
+  cr_assert_eq(H.stats.requests, 2);
 }
