@@ -171,6 +171,19 @@ int pr_ws_conn_start(uv_loop_t *loop, uv_tcp_t *tcp, const char *accept_key,
 int pr_ws_send_text(pr_ws_conn *c, const char *data, size_t len);
 int pr_ws_send_binary(pr_ws_conn *c, const char *data, size_t len);
 
+/* Write coalescing: while a connection is corked, the frames sent to it
+ * (data, pongs, close) are collected and pr_ws_uncork writes them in one
+ * call, in order. The buffer exists only from the first frame to the uncork.
+ * pr_ws_cork returns 1 when it corked c, 0 when c was corked already; the
+ * caller that got 1 must call pr_ws_uncork before it returns to the loop
+ * (the conn may be freed after that). The outbound limit is the same as
+ * uncorked: collected bytes are offered to the kernel before they would pass
+ * 64 KiB or max_outbound_bytes, and a message the kernel then does not take
+ * counts against the limit as usual (PR_EBUSY, close 4008). A socket that
+ * fails at the uncork is closed (on_close with 1006). */
+int pr_ws_cork(pr_ws_conn *c);
+void pr_ws_uncork(pr_ws_conn *c);
+
 /* Starts the close handshake with `code` (1000-1003, 1007-1014, 3000-4999) and
  * an optional reason (cut to 123 bytes). on_close follows later with `code`.
  * Returns 0, PR_EINVAL (bad code) or PR_ECLOSED (already closing). */
@@ -195,6 +208,7 @@ typedef struct {
   uint64_t slow_consumers_closed;
   uint64_t protocol_errors; /* connections we failed for bad input (1002, 1007, 1009) */
   uint64_t conns_open;
+  uint64_t writes; /* write calls (uv_try_write or uv_write); frames_out / writes: coalescing */
 } pr_ws_stats;
 
 void pr_ws_get_stats(pr_ws_stats *out);

@@ -6,6 +6,13 @@
  * write buffers: the one libuv is writing and the one collecting behind it).
  * An idle connection holds none of them.
  *
+ * Cork: while a connection is corked and nothing is in flight, frames
+ * collect in a cork buffer carved from the loop's cork arena (no malloc per
+ * connection), and the uncork writes them in one call; only what the kernel
+ * does not take is copied to a write buffer. The arena is rewound when the
+ * loop's last corked connection is uncorked, so a cork buffer lives only
+ * within the callback that corked its connection.
+ *
  * Close: we send a close frame (CLOSE_SENT) and wait for the peer's; once both
  * are exchanged, or after a protocol failure, we DRAIN: shut down our side
  * after the queued output, discard input until the peer's EOF, then close the
@@ -23,11 +30,13 @@
 #define DEF_CLOSE_MS     2000
 #define MAX_LIMIT        (1u << 30)
 #define READ_BUF_SIZE    65536
+#define CORK_MAX         65536 /* corked bytes beyond this are written at once */
+#define ARENA_BLOCK      65536 /* the cork arena grows by blocks of (at least) this */
 
 /* ---- stats --------------------------------------------------------------- */
 
 static _Atomic uint64_t st_frames_in, st_frames_out, st_bytes_in, st_bytes_out, st_slow, st_proto,
-    st_open;
+    st_open, st_writes;
 
 #define STAT_ADD(s, n) atomic_fetch_add_explicit(&(s), (uint64_t)(n), memory_order_relaxed)
 #define STAT_SUB(s, n) atomic_fetch_sub_explicit(&(s), (uint64_t)(n), memory_order_relaxed)
@@ -41,6 +50,7 @@ void pr_ws_get_stats(pr_ws_stats *out) {
   out->slow_consumers_closed = STAT_GET(st_slow);
   out->protocol_errors = STAT_GET(st_proto);
   out->conns_open = STAT_GET(st_open);
+  out->writes = STAT_GET(st_writes);
 }
 
 /* ---- per-loop state: the read buffer and the timers -----------------------
@@ -62,6 +72,11 @@ typedef struct lctx {
   uint64_t armed;    /* the deadline the uv timer is set for; UINT64_MAX: stopped */
   pr_ws_conn **heap; /* heap[0] has the earliest deadline */
   uint32_t n, cap;
+  /* cork arena: the current block (its first bytes link the full blocks
+   * behind it, freed at the rewind) and the connections corked */
+  char *ablock;
+  size_t aused, asize;
+  uint32_t corked;
   char data[READ_BUF_SIZE];
 } lctx;
 
@@ -74,6 +89,42 @@ static void lc_init(void) {
 }
 
 static void lctx_on_timer(uv_timer_t *t);
+
+/* ---- cork arena: bump allocation, rewound when no conn of the loop is corked */
+
+typedef struct ablock_hdr {
+  char *prev; /* the previous (full) block */
+} ablock_hdr;
+
+#define ARENA_HDR ((sizeof(ablock_hdr) + 15) & ~(size_t)15)
+
+static void *arena_alloc(lctx *l, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if (!l->ablock || l->aused + n > l->asize) {
+    size_t size = ARENA_BLOCK > ARENA_HDR + n ? ARENA_BLOCK : ARENA_HDR + n;
+    char *b = pr_malloc(size);
+    ((ablock_hdr *)b)->prev = l->ablock; /* kept until the rewind: corks may point in it */
+    l->ablock = b;
+    l->asize = size;
+    l->aused = ARENA_HDR;
+  }
+  void *p = l->ablock + l->aused;
+  l->aused += n;
+  return p;
+}
+
+/* Frees every block but the current one and empties it. */
+static void arena_rewind(lctx *l) {
+  if (!l->ablock) return;
+  char *b = ((ablock_hdr *)l->ablock)->prev;
+  while (b) {
+    char *prev = ((ablock_hdr *)b)->prev;
+    pr_free(b);
+    b = prev;
+  }
+  ((ablock_hdr *)l->ablock)->prev = NULL;
+  l->aused = ARENA_HDR;
+}
 
 static lctx *lctx_acquire(uv_loop_t *loop) {
   uv_once(&lc_once, lc_init);
@@ -111,6 +162,9 @@ static void lctx_release(lctx *l) {
   if (!last) return;
   pr_free(l->heap);
   l->heap = NULL;
+  arena_rewind(l);
+  pr_free(l->ablock);
+  l->ablock = NULL;
   /* A loop torn down with uv_walk may have closed the timer already (without
    * our callback): then the memory stays, as the connections' would. */
   if (!uv_is_closing((uv_handle_t *)&l->timer)) uv_close((uv_handle_t *)&l->timer, lctx_free);
@@ -141,6 +195,12 @@ typedef struct part {
   uint8_t data[];
 } part;
 
+/* Frames collected while corked (in the loop's cork arena). */
+typedef struct cbuf {
+  uint32_t len, cap;
+  char data[];
+} cbuf;
+
 /* Every byte here is paid once per idle connection (see pr_ws_conn_idle_bytes):
  * 104 bytes, a 112-byte malloc chunk. */
 struct pr_ws_conn {
@@ -150,15 +210,21 @@ struct pr_ws_conn {
   lctx *lc;
   part *part;
   frag *frag;
-  wbuf *wr_inflight, *wr_pending;
+  wbuf *wr_inflight;
+  union {
+    wbuf *wr_pending; /* queued behind wr_inflight */
+    cbuf *corked;     /* while `in_arena`: collected while corked, nothing in flight */
+  };
   uint64_t last_rx; /* uv_now() of the last frame received */
   uint64_t due;     /* uv_now() deadline of the timer, while in the heap */
   uint32_t max_msg, max_out, idle_ms, close_ms;
   uint32_t hslot; /* index in lc->heap + 1; 0: no timer running */
   uint16_t close_code;
   uint8_t state;
-  uint8_t kick : 1; /* `part` holds the unprocessed upgrade leftover */
-  uint8_t shut : 1; /* uv_shutdown requested */
+  uint8_t kick : 1;     /* `part` holds the unprocessed upgrade leftover */
+  uint8_t shut : 1;     /* uv_shutdown requested */
+  uint8_t cork : 1;     /* corked: see pr_ws_cork */
+  uint8_t in_arena : 1; /* the union holds `corked` (and it is not NULL) */
 };
 
 size_t pr_ws_conn_idle_bytes(void) {
@@ -260,6 +326,7 @@ static void lctx_on_timer(uv_timer_t *t) {
 }
 
 static size_t outbound(const pr_ws_conn *c) {
+  if (c->in_arena) return c->corked->len; /* nothing in flight then */
   return (c->wr_inflight ? c->wr_inflight->len : 0) + (c->wr_pending ? c->wr_pending->len : 0);
 }
 
@@ -270,6 +337,7 @@ static void maybe_shutdown(pr_ws_conn *c);
 
 static int start_write(pr_ws_conn *c, wbuf *w) {
   c->wr_inflight = w;
+  STAT_ADD(st_writes, 1);
   uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
   if (uv_write(&w->req, (uv_stream_t *)c->tcp, &b, 1, on_write) < 0) {
     c->wr_inflight = NULL;
@@ -312,14 +380,86 @@ static void copy_bufs(char *dst, const uv_buf_t *b, unsigned nb, size_t skip) {
   }
 }
 
+/* Appends the bytes of bufs after the first `skip` (`rest` of them) to
+ * wr_pending, which it creates or grows. */
+static void pending_append(pr_ws_conn *c, const uv_buf_t *b, unsigned nb, size_t skip,
+                           size_t rest) {
+  wbuf *p = c->wr_pending;
+  size_t need = (p ? p->len : 0) + rest;
+  if (!p || need > p->cap) {
+    size_t cap = p ? p->cap * 2 : 1024;
+    if (cap < need) cap = need;
+    p = pr_realloc(p, sizeof(*p) + cap);
+    if (!c->wr_pending) p->len = 0;
+    p->cap = cap;
+    c->wr_pending = p;
+  }
+  copy_bufs(p->data + p->len, b, nb, skip);
+  p->len += rest;
+}
+
+/* Appends total bytes of bufs to the cork buffer (created, or moved to a
+ * larger one, in the arena). */
+static void cork_append(pr_ws_conn *c, const uv_buf_t *b, unsigned nb, size_t total) {
+  cbuf *k = c->in_arena ? c->corked : NULL;
+  size_t need = (k ? k->len : 0) + total;
+  if (!k || need > k->cap) {
+    size_t cap = k ? 2 * (size_t)k->cap : 512;
+    if (cap > CORK_MAX) cap = CORK_MAX;
+    if (cap < need) cap = need;
+    cbuf *n = arena_alloc(c->lc, sizeof(*n) + cap);
+    n->len = k ? k->len : 0;
+    n->cap = (uint32_t)cap;
+    if (k) memcpy(n->data, k->data, k->len);
+    c->corked = k = n;
+    c->in_arena = 1;
+  }
+  copy_bufs(k->data + k->len, b, nb, 0);
+  k->len += (uint32_t)total;
+}
+
+/* Writes the cork buffer (nothing in flight): what the kernel takes at once,
+ * the rest copied to a write buffer for uv_write. 0 or PR_EIO. */
+static int cork_flush(pr_ws_conn *c) {
+  cbuf *k = c->corked;
+  c->corked = NULL;
+  c->in_arena = 0;
+  STAT_ADD(st_writes, 1);
+  uv_buf_t b = uv_buf_init(k->data, k->len);
+  int n = uv_try_write((uv_stream_t *)c->tcp, &b, 1);
+  if (n == UV_EAGAIN)
+    n = 0;
+  else if (n < 0)
+    return PR_EIO;
+  if ((size_t)n == k->len) return 0;
+  size_t rest = k->len - (size_t)n;
+  wbuf *w = pr_malloc(sizeof(*w) + rest);
+  w->len = w->cap = rest;
+  memcpy(w->data, k->data + n, rest);
+  return start_write(c, w);
+}
+
 /* Writes directly what the kernel takes and queues the rest. A message is
  * refused (PR_EBUSY, nothing written) when the kernel takes none of it and it
  * would take the queue past max_out; `force` (close frames, the 101) skips the
  * limit. Once the kernel took part of a frame, the rest is always queued so the
- * stream stays well framed. PR_EIO: the socket failed. */
+ * stream stays well framed. PR_EIO: the socket failed.
+ *
+ * Corked with nothing in flight, the message is only collected; the kernel
+ * is offered the collected bytes once they would pass CORK_MAX (or max_out,
+ * if lower), before this message, so the limit applies as it does uncorked. */
 static int out_write(pr_ws_conn *c, const uv_buf_t *b, unsigned nb, size_t total, int force) {
+  if (c->cork && !c->wr_inflight) {
+    size_t cap = c->max_out < CORK_MAX ? c->max_out : CORK_MAX;
+    if (c->in_arena && c->corked->len + total > cap && cork_flush(c) < 0) return PR_EIO;
+    if (!c->wr_inflight && (c->in_arena ? c->corked->len : 0) + total <= cap) {
+      cork_append(c, b, nb, total);
+      return 0;
+    }
+  }
   size_t done = 0;
   if (!c->wr_inflight) {
+    STAT_ADD(st_writes, 1);
     int n = uv_try_write((uv_stream_t *)c->tcp, b, nb);
     if (n == UV_EAGAIN)
       n = 0;
@@ -337,18 +477,7 @@ static int out_write(pr_ws_conn *c, const uv_buf_t *b, unsigned nb, size_t total
     copy_bufs(w->data, b, nb, done);
     return start_write(c, w);
   }
-  wbuf *p = c->wr_pending;
-  size_t need = (p ? p->len : 0) + rest;
-  if (!p || need > p->cap) {
-    size_t cap = p ? p->cap * 2 : 1024;
-    if (cap < need) cap = need;
-    p = pr_realloc(p, sizeof(*p) + cap);
-    if (!c->wr_pending) p->len = 0;
-    p->cap = cap;
-    c->wr_pending = p;
-  }
-  copy_bufs(p->data + p->len, b, nb, done);
-  p->len += rest;
+  pending_append(c, b, nb, done, rest);
   return 0;
 }
 
@@ -372,7 +501,7 @@ static void on_handle_closed(uv_handle_t *h) {
   if (c->h->on_close) c->h->on_close(c, c->close_code, c->user);
   pr_free(c->part);
   pr_free(c->frag);
-  pr_free(c->wr_pending);
+  if (!c->in_arena) pr_free(c->wr_pending);
   lctx_release(c->lc);
   pr_free(c->tcp);
   STAT_SUB(st_open, 1);
@@ -799,6 +928,29 @@ int pr_ws_send_text(pr_ws_conn *c, const char *data, size_t len) {
 
 int pr_ws_send_binary(pr_ws_conn *c, const char *data, size_t len) {
   return send_data(c, PR_WS_OP_BINARY, data, len);
+}
+
+int pr_ws_cork(pr_ws_conn *c) {
+  if (c->cork) return 0;
+  c->cork = 1;
+  c->lc->corked++;
+  return 1;
+}
+
+void pr_ws_uncork(pr_ws_conn *c) {
+  if (!c->cork) return;
+  c->cork = 0;
+  if (c->in_arena) {
+    if (c->state == ST_CLOSED) { /* torn down while corked: nothing to write */
+      c->corked = NULL;
+      c->in_arena = 0;
+    } else if (cork_flush(c) < 0) {
+      teardown(c, PR_WS_CLOSE_ABNORMAL);
+    } else {
+      maybe_shutdown(c);
+    }
+  }
+  if (--c->lc->corked == 0) arena_rewind(c->lc);
 }
 
 int pr_ws_close(pr_ws_conn *c, int code, const char *reason) {

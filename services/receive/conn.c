@@ -174,14 +174,46 @@ static void snapshot_start(recv_conn *c) {
   }
 }
 
-void recv_conn_push(recv_conn *c, const pr_presence_entry *e, const pr_buf *frame) {
+/* ---- pushes, coalesced per loop callback ------------------------------------ */
+
+static void cork(recv_conn *c, recv_corks *k) {
+  if (!k || !pr_ws_cork(c->ws)) return;
+  if (k->n == k->cap) {
+    k->cap = k->cap ? 2 * k->cap : 256;
+    k->v = pr_realloc(k->v, k->cap * sizeof(*k->v));
+  }
+  k->v[k->n++] = c->ws;
+}
+
+void recv_conn_send_corked(recv_conn *c, const pr_buf *b, recv_corks *corks) {
+  if (!recv_conn_is_open(c)) return;
+  cork(c, corks);
+  pr_ws_send_text(c->ws, b->data, b->len);
+}
+
+void recv_conn_push(recv_conn *c, const pr_presence_entry *e, const pr_buf *frame,
+                    recv_corks *corks) {
   if (!recv_conn_is_open(c)) return;
   if (c->snapshot_pending) {
     hold_update(c, e);
     return;
   }
-  pr_ws_send_text(c->ws, frame->data, frame->len);
+  cork(c, corks);
+  pr_ws_send_text(c->ws, frame->data, frame->len); /* PR_EBUSY: closed with 4008 */
   pr_counter_inc(c->app->m.pushes);
+}
+
+/* The ws conns stay valid until the loop runs their close callbacks, which
+ * cannot happen inside the callback that corked them. */
+void recv_corks_flush(recv_corks *k) {
+  for (size_t i = 0; i < k->n; i++)
+    pr_ws_uncork(k->v[i]);
+  k->n = 0;
+}
+
+void recv_corks_free(recv_corks *k) {
+  pr_free(k->v);
+  *k = (recv_corks){0};
 }
 
 /* ---- rate limit -------------------------------------------------------------- */

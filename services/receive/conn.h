@@ -64,9 +64,25 @@ bool recv_conn_is_open(const recv_conn *c);
 void recv_conn_send(recv_conn *c, const pr_buf *b);
 /* Sends {"type":"error","code":code,"message":message}. */
 void recv_conn_send_error(recv_conn *c, const char *code, const char *message);
+/* The connections a loop callback corked (pr_ws_cork) while it pushed
+ * frames: each gets what was pushed to it in one write at recv_corks_flush,
+ * which the callback must call before it returns. Owned by the caller; the
+ * array is kept (and grows to the connections reached in one callback). */
+typedef struct {
+  pr_ws_conn **v;
+  size_t n, cap;
+} recv_corks;
+
 /* Pushes one presence update, or holds it while the snapshot is pending.
- * `frame` is its presence frame, already written. */
-void recv_conn_push(recv_conn *c, const pr_presence_entry *e, const pr_buf *frame);
+ * `frame` is its presence frame, already written. With `corks`, the
+ * connection is corked (and listed there) before the frame goes out. */
+void recv_conn_push(recv_conn *c, const pr_presence_entry *e, const pr_buf *frame,
+                    recv_corks *corks);
+/* Sends b's bytes as a text frame through the cork list (see recv_conn_push). */
+void recv_conn_send_corked(recv_conn *c, const pr_buf *b, recv_corks *corks);
+/* Uncorks every listed connection (one write each) and empties the list. */
+void recv_corks_flush(recv_corks *k);
+void recv_corks_free(recv_corks *k);
 
 /* Closes with `code` (drain: 1012). */
 void recv_conn_close(recv_conn *c, int code, const char *reason);

@@ -32,6 +32,7 @@ struct recv_deliver {
   /* the last delivery accepted in the batch being decoded: a delivery split
    * by the builder (too many recipients) repeats its version and must pass */
   uint64_t last_key, last_version;
+  recv_corks corks; /* connections pushed to in this loop callback */
 };
 
 /* ---- nng thread --------------------------------------------------------------- */
@@ -69,7 +70,8 @@ static void on_recv(void *arg) {
 /* A relayed heartbeat (broadcast = "heartbeats") repeats the last version:
  * it is not a change, so it takes its own frame type and skips the version
  * rule; a connection still waiting for its snapshot does not need it. */
-static void relay(recv_app *app, const pr_delivery *dl) {
+static void relay(recv_deliver *d, const pr_delivery *dl) {
+  recv_app *app = d->app;
   pr_presence_entry e = {dl->user, pr_status_name(dl->status), dl->last_seen, dl->version};
   pr_buf *frame = recv_scratch();
   pr_json_heartbeat(frame, &e);
@@ -78,7 +80,7 @@ static void relay(recv_app *app, const pr_delivery *dl) {
   while (pr_id_list_next(&dl->recipients, &pos, &r)) {
     recv_user *u = recv_registry_find(app->reg, r.p, r.len);
     for (recv_conn *c = u ? u->conns : NULL; c; c = c->unext)
-      if (!c->snapshot_pending) recv_conn_send(c, frame);
+      if (!c->snapshot_pending) recv_conn_send_corked(c, frame, &d->corks);
   }
   pr_counter_inc(app->m.deliveries);
 }
@@ -87,7 +89,7 @@ static int visit(const pr_delivery *dl, void *arg) {
   recv_deliver *d = arg;
   recv_app *app = d->app;
   if (dl->kind == PR_EVENT_HEARTBEAT) {
-    relay(app, dl);
+    relay(d, dl);
     return 0;
   }
   uint64_t key = recv_versions_key(dl->user.p, dl->user.len);
@@ -109,7 +111,7 @@ static int visit(const pr_delivery *dl, void *arg) {
     recv_user *u = recv_registry_find(app->reg, r.p, r.len);
     if (!u) continue; /* gone meanwhile */
     for (recv_conn *c = u->conns; c; c = c->unext)
-      recv_conn_push(c, &e, frame);
+      recv_conn_push(c, &e, frame, &d->corks);
   }
   return 0;
 }
@@ -139,6 +141,8 @@ static void on_async(uv_async_t *h) {
     }
     nng_msg_free(m);
   }
+  /* every frame of every batch above to one connection: one write */
+  recv_corks_flush(&d->corks);
   if (n) {
     pthread_mutex_lock(&d->mu);
     d->held_bytes -= bytes;
@@ -200,6 +204,7 @@ fail:
 
 static void on_async_closed(uv_handle_t *h) {
   recv_deliver *d = h->data;
+  recv_corks_free(&d->corks);
   pthread_mutex_destroy(&d->mu);
   pr_free(d->queue);
   pr_free(d->work);

@@ -678,6 +678,129 @@ Test(ws_conn, slow_consumer_closed_4008) {
   cr_assert_eq(after.slow_consumers_closed - before.slow_consumers_closed, 1);
 }
 
+/* ---- cork: coalesced writes ------------------------------------------------ */
+
+static uint64_t cork_writes, cork_frames;
+static size_t cork_outbound;
+
+/* Five frames while corked: nothing written until the uncork, then one write. */
+static void open_cork_five(fx *f) {
+  pr_ws_stats a, b;
+  pr_ws_get_stats(&a);
+  cr_assert_eq(pr_ws_cork(f->conn), 1);
+  cr_assert_eq(pr_ws_cork(f->conn), 0, "a second cork is a no-op");
+  char msg[8];
+  for (int i = 0; i < 5; i++) {
+    int n = snprintf(msg, sizeof(msg), "m%d", i);
+    cr_assert_eq(pr_ws_send_text(f->conn, msg, (size_t)n), 0);
+  }
+  cork_outbound = pr_ws_conn_outbound(f->conn);
+  pr_ws_get_stats(&b);
+  cr_assert_eq(b.writes, a.writes, "written while corked");
+  pr_ws_uncork(f->conn);
+  pr_ws_get_stats(&b);
+  cork_writes = b.writes - a.writes;
+  cork_frames = b.frames_out - a.frames_out;
+}
+
+static void client_reads_five(fx *f) {
+  int fd = cl_connect(f->port);
+  if (fd < 0) return;
+  cl_read_head(f, fd);
+  for (int i = 0; i < 5; i++)
+    cl_read_frame(f, fd);
+  cl_send_close(fd, 1000, NULL);
+  cl_read_frame(f, fd);
+  cl_read_eof(f, fd);
+  close(fd);
+}
+
+Test(ws_conn, cork_writes_frames_in_order_in_one_write) {
+  fx f;
+  fx_init(&f);
+  f.on_open = open_cork_five;
+  f.client = client_reads_five;
+  fx_run(&f);
+  cr_assert_eq(cork_outbound, 5 * (2 + 2), "corked bytes count as outbound");
+  cr_assert_eq(cork_frames, 5);
+  cr_assert_eq(cork_writes, 1, "%llu writes for 5 corked frames", (unsigned long long)cork_writes);
+  cr_assert_eq(f.nframes, 6);
+  for (int i = 0; i < 5; i++) {
+    char want[8];
+    snprintf(want, sizeof(want), "m%d", i);
+    cr_assert_eq(f.op[i], PR_WS_OP_TEXT);
+    cr_assert_eq(f.len[i], 2);
+    cr_assert_eq(memcmp(f.data[i], want, 2), 0, "frame %d out of order", i);
+  }
+  cr_assert_eq(f.close_rx, 1000);
+  cr_assert_eq(f.close_code, 1000);
+}
+
+/* Corked, to a client that never reads: the limit still refuses and closes. */
+static void open_cork_flood(fx *f) {
+  cr_assert_eq(pr_ws_cork(f->conn), 1);
+  open_flood(f);
+  pr_ws_uncork(f->conn);
+}
+
+Test(ws_conn, cork_keeps_the_outbound_limit_4008) {
+  pr_ws_stats before, after;
+  pr_ws_get_stats(&before);
+  fx f;
+  fx_init(&f);
+  f.opts.max_outbound_bytes = 65536;
+  f.opts.close_timeout_ms = 200;
+  f.on_open = open_cork_flood;
+  f.client = client_never_reads;
+  fx_run(&f);
+  cr_assert_eq(f.send_rc, PR_EBUSY);
+  cr_assert_gt(f.sends_ok, 4, "the kernel was never offered the corked bytes");
+  cr_assert_eq(f.send_after, PR_ECLOSED);
+  cr_assert_eq(f.close_code, 4008);
+  pr_ws_get_stats(&after);
+  cr_assert_eq(after.slow_consumers_closed - before.slow_consumers_closed, 1);
+}
+
+/* A close while corked goes out after the frames collected before it. */
+static void open_cork_close(fx *f) {
+  pr_ws_stats a, b;
+  pr_ws_get_stats(&a);
+  cr_assert_eq(pr_ws_cork(f->conn), 1);
+  cr_assert_eq(pr_ws_send_text(f->conn, "first", 5), 0);
+  cr_assert_eq(pr_ws_close(f->conn, 1012, "draining"), 0);
+  cr_assert_eq(pr_ws_send_text(f->conn, "late", 4), PR_ECLOSED);
+  pr_ws_uncork(f->conn);
+  pr_ws_get_stats(&b);
+  cork_writes = b.writes - a.writes;
+}
+
+static void client_reads_then_answers_close(fx *f) {
+  int fd = cl_connect(f->port);
+  if (fd < 0) return;
+  cl_read_head(f, fd);
+  cl_read_frame(f, fd);
+  cl_read_frame(f, fd);
+  cl_send_close(fd, 1012, NULL);
+  cl_read_eof(f, fd);
+  close(fd);
+}
+
+Test(ws_conn, close_while_corked_follows_the_corked_frames) {
+  fx f;
+  fx_init(&f);
+  f.on_open = open_cork_close;
+  f.client = client_reads_then_answers_close;
+  fx_run(&f);
+  cr_assert_eq(cork_writes, 1);
+  cr_assert_eq(f.nframes, 2);
+  cr_assert_eq(f.op[0], PR_WS_OP_TEXT);
+  cr_assert_eq(memcmp(f.data[0], "first", 5), 0);
+  cr_assert_eq(f.op[1], PR_WS_OP_CLOSE);
+  cr_assert_eq(f.close_rx, 1012);
+  cr_assert(f.eof);
+  cr_assert_eq(f.close_code, 1012);
+}
+
 static void client_idle(fx *f) {
   int fd = cl_connect(f->port);
   if (fd < 0) return;
