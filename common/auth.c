@@ -58,16 +58,6 @@ struct pr_auth {
   token_cache *cache; /* NULL: every token is verified in full */
 };
 
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* ---- Verified-token cache ---- */
 
 /* One remembered token. The copy is the key: a lookup matches only the very
@@ -191,7 +181,7 @@ static int read_file(const char *path, unsigned char **out, size_t *outlen, char
                      size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    fail_msg(err, errlen, "%s: %s", path, strerror(errno));
+    pr_errf(err, errlen, "%s: %s", path, strerror(errno));
     return PR_ECONFIG;
   }
   unsigned char *buf = pr_malloc(MAX_KEY_FILE + 1);
@@ -199,7 +189,7 @@ static int read_file(const char *path, unsigned char **out, size_t *outlen, char
   int bad = ferror(f);
   fclose(f);
   if (bad || n == 0 || n > MAX_KEY_FILE) {
-    fail_msg(err, errlen, "%s: %s", path, bad ? "read error" : n ? "too big for a key" : "empty");
+    pr_errf(err, errlen, "%s: %s", path, bad ? "read error" : n ? "too big for a key" : "empty");
     pr_free(buf);
     return PR_ECONFIG;
   }
@@ -217,18 +207,18 @@ static int detect_alg(const char *path, const unsigned char *pem, size_t len, pr
   BIO_free(bio);
   if (!pk) {
     if (strstr((const char *)pem, "PRIVATE KEY"))
-      fail_msg(err, errlen,
-               "%s: is a private key; give the public key (openssl pkey -in KEY -pubout)", path);
+      pr_errf(err, errlen,
+              "%s: is a private key; give the public key (openssl pkey -in KEY -pubout)", path);
     else
-      fail_msg(err, errlen, "%s: not a PEM public key (-----BEGIN PUBLIC KEY-----)", path);
+      pr_errf(err, errlen, "%s: not a PEM public key (-----BEGIN PUBLIC KEY-----)", path);
     return PR_ECONFIG;
   }
   int rc = PR_ECONFIG;
   int id = EVP_PKEY_get_base_id(pk);
   if (id == EVP_PKEY_RSA) {
     if (EVP_PKEY_get_bits(pk) < 2048) {
-      fail_msg(err, errlen, "%s: RSA key of %d bits; at least 2048 are needed", path,
-               EVP_PKEY_get_bits(pk));
+      pr_errf(err, errlen, "%s: RSA key of %d bits; at least 2048 are needed", path,
+              EVP_PKEY_get_bits(pk));
       goto done;
     }
     a->alg = JWT_ALG_RS256, a->alg_name = "RS256";
@@ -238,14 +228,14 @@ static int detect_alg(const char *path, const unsigned char *pem, size_t len, pr
     size_t glen = 0;
     EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen);
     if (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0) {
-      fail_msg(err, errlen, "%s: EC key on curve '%s'; only P-256 (ES256) is supported", path,
-               group);
+      pr_errf(err, errlen, "%s: EC key on curve '%s'; only P-256 (ES256) is supported", path,
+              group);
       goto done;
     }
     a->alg = JWT_ALG_ES256, a->alg_name = "ES256";
     rc = 0;
   } else {
-    fail_msg(err, errlen, "%s: unsupported key type (use RSA or EC P-256)", path);
+    pr_errf(err, errlen, "%s: unsupported key type (use RSA or EC P-256)", path);
   }
 done:
   EVP_PKEY_free(pk);
@@ -270,9 +260,9 @@ int pr_auth_new(const pr_auth_opts *o, pr_auth **out, char *err, size_t errlen) 
   *out = NULL;
   int has_secret = o->hs256_secret != NULL, has_key = o->public_key_path != NULL;
   if (has_secret == has_key) {
-    fail_msg(err, errlen,
-             "give exactly one of a JWT secret (--jwt-secret or "
-             "PRESENCE_JWT_SECRET) and a public key (--jwt-public-key)");
+    pr_errf(err, errlen,
+            "give exactly one of a JWT secret (--jwt-secret or "
+            "PRESENCE_JWT_SECRET) and a public key (--jwt-public-key)");
     return PR_ECONFIG;
   }
   pr_auth *a = pr_calloc(1, sizeof(*a));
@@ -280,7 +270,7 @@ int pr_auth_new(const pr_auth_opts *o, pr_auth **out, char *err, size_t errlen) 
   if (o->cache_entries) a->cache = cache_new(o->cache_entries);
   if (has_secret) {
     if (o->hs256_secret[0] == '\0') {
-      fail_msg(err, errlen, "the JWT secret is empty");
+      pr_errf(err, errlen, "the JWT secret is empty");
       goto fail;
     }
     a->alg = JWT_ALG_HS256, a->alg_name = "HS256";
@@ -288,7 +278,7 @@ int pr_auth_new(const pr_auth_opts *o, pr_auth **out, char *err, size_t errlen) 
     a->key = (unsigned char *)pr_strdup(o->hs256_secret);
     atomic_flag_clear(&a->spare_busy);
     if (!(a->hmac = hmac_sha256_new(a->key, a->keylen)) || !(a->spare = EVP_MAC_CTX_dup(a->hmac))) {
-      fail_msg(err, errlen, "HMAC-SHA256 is not available from OpenSSL");
+      pr_errf(err, errlen, "HMAC-SHA256 is not available from OpenSSL");
       goto fail;
     }
   } else {

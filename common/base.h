@@ -33,6 +33,9 @@ enum {
 
 /* A static string naming `err` ("invalid argument", ...). */
 const char *pr_strerror(int err);
+/* Writes a message into a caller's buffer (the detail of an error, for the
+ * caller to print); does nothing when err is NULL or errlen 0. */
+void pr_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Allocation: never returns NULL (aborts with a message instead). */
 void *pr_malloc(size_t n);

@@ -1,6 +1,9 @@
 /* base_err.c: names of the PR_E* codes. */
 #include "base.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *pr_strerror(int err) {
   switch (err) {
   case PR_OK: return "ok";
@@ -22,4 +25,12 @@ const char *pr_strerror(int err) {
   case PR_ECONFIG: return "bad configuration";
   default: return "unknown error";
   }
+}
+
+void pr_errf(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
 }

@@ -27,8 +27,11 @@ typedef struct {
  * (Prometheus text) to the router. Returns 0 or PR_EINVAL. */
 int pr_service_add_ops_routes(pr_http_router *r, pr_service_ops *ops);
 
-/* Answers {"error":"<code>","message":"<message>"} with `status`. */
+/* Answers {"error":"<code>","message":"<message>"} with `status`;
+ * pr_service_error_with adds extra headers ("Name: value\r\n"..., or NULL). */
 void pr_service_error(pr_http_req *req, int status, const char *code, const char *message);
+void pr_service_error_with(pr_http_req *req, int status, const char *code, const char *message,
+                           const char *extra_headers);
 
 /* Maps a store/redis error to an answer: PR_EUNAVAIL/PR_ETIMEDOUT -> 503,
  * anything else -> 500. */

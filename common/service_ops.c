@@ -76,15 +76,20 @@ int pr_service_add_ops_routes(pr_http_router *r, pr_service_ops *ops) {
   return 0;
 }
 
-void pr_service_error(pr_http_req *req, int status, const char *code, const char *message) {
+void pr_service_error_with(pr_http_req *req, int status, const char *code, const char *message,
+                           const char *extra_headers) {
   pr_buf b = PR_BUF_INIT;
   pr_buf_puts(&b, "{\"error\":");
   pr_json_str(&b, code, strlen(code));
   pr_buf_puts(&b, ",\"message\":");
   pr_json_str(&b, message, strlen(message));
   pr_buf_puts(&b, "}");
-  pr_http_respond_json(req, status, b.data);
+  pr_http_respond(req, status, "application/json", extra_headers, b.data, b.len);
   pr_buf_free(&b);
+}
+
+void pr_service_error(pr_http_req *req, int status, const char *code, const char *message) {
+  pr_service_error_with(req, status, code, message, NULL);
 }
 
 void pr_service_backend_error(pr_http_req *req, int err) {

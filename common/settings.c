@@ -15,16 +15,6 @@
 /* getopt_long return values: table rows are OPT_ROW + index. */
 enum { OPT_CONFIG = 2, OPT_HELP, OPT_VERSION, OPT_ROW = 1000 };
 
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 static char **str_field(const pr_setting *s, void *cfg) {
   return (char **)((char *)cfg + s->offset);
 }
@@ -53,7 +43,7 @@ static int is_choice(const char *choices, const char *v) {
 static int store_int(const pr_setting *s, void *cfg, long long v, const char *who, char *err,
                      size_t errlen) {
   if (has_range(s) && (v < s->min || v > s->max)) {
-    fail_msg(err, errlen, "%s: must be between %lld and %lld", who, s->min, s->max);
+    pr_errf(err, errlen, "%s: must be between %lld and %lld", who, s->min, s->max);
     return PR_ECONFIG;
   }
   *int_field(s, cfg) = v;
@@ -63,7 +53,7 @@ static int store_int(const pr_setting *s, void *cfg, long long v, const char *wh
 static int store_string(const pr_setting *s, void *cfg, const char *v, const char *who, char *err,
                         size_t errlen) {
   if (s->type == PR_SET_ENUM && !is_choice(s->choices, v)) {
-    fail_msg(err, errlen, "%s: must be one of %s, not '%s'", who, s->choices, v);
+    pr_errf(err, errlen, "%s: must be one of %s, not '%s'", who, s->choices, v);
     return PR_ECONFIG;
   }
   char **f = str_field(s, cfg);
@@ -92,7 +82,7 @@ static int store_text(const pr_setting *s, void *cfg, const char *v, const char 
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (*v == '\0' || *end != '\0' || errno == ERANGE) {
-      fail_msg(err, errlen, "%s: not a number: '%s'", who, v);
+      pr_errf(err, errlen, "%s: not a number: '%s'", who, v);
       return PR_ECONFIG;
     }
     return store_int(s, cfg, n, who, err, errlen);
@@ -100,14 +90,14 @@ static int store_text(const pr_setting *s, void *cfg, const char *v, const char 
   case PR_SET_BOOL: {
     int b;
     if (parse_bool(v, &b) < 0) {
-      fail_msg(err, errlen, "%s: not a boolean (true or false): '%s'", who, v);
+      pr_errf(err, errlen, "%s: not a boolean (true or false): '%s'", who, v);
       return PR_ECONFIG;
     }
     *bool_field(s, cfg) = b;
     return 0;
   }
   }
-  fail_msg(err, errlen, "%s: unknown setting type", who);
+  pr_errf(err, errlen, "%s: unknown setting type", who);
   return PR_ECONFIG;
 }
 
@@ -140,10 +130,10 @@ static int load_file(const pr_setting *table, size_t n, void *cfg, const char *p
   int rc = PR_ECONFIG;
   if (config_read_file(&c, path) != CONFIG_TRUE) {
     if (config_error_type(&c) == CONFIG_ERR_FILE_IO)
-      fail_msg(err, errlen, "%s: cannot read the config file: %s", path, strerror(errno));
+      pr_errf(err, errlen, "%s: cannot read the config file: %s", path, strerror(errno));
     else
-      fail_msg(err, errlen, "%s:%d: %s", config_error_file(&c) ? config_error_file(&c) : path,
-               config_error_line(&c), config_error_text(&c));
+      pr_errf(err, errlen, "%s:%d: %s", config_error_file(&c) ? config_error_file(&c) : path,
+              config_error_line(&c), config_error_text(&c));
     goto done;
   }
   config_setting_t *root = config_root_setting(&c);
@@ -155,7 +145,7 @@ static int load_file(const pr_setting *table, size_t n, void *cfg, const char *p
     int line = config_setting_source_line(e);
     const pr_setting *s = find_row(table, n, name ? name : "");
     if (!s) {
-      fail_msg(err, errlen, "%s:%d: unknown setting '%s'", file, line, name ? name : "");
+      pr_errf(err, errlen, "%s:%d: unknown setting '%s'", file, line, name ? name : "");
       goto done;
     }
     char who[512];
@@ -172,7 +162,7 @@ static int load_file(const pr_setting *table, size_t n, void *cfg, const char *p
     case PR_SET_BOOL: want_ok = type == CONFIG_TYPE_BOOL, want = "a boolean"; break;
     }
     if (!want_ok) {
-      fail_msg(err, errlen, "%s: expected %s, got %s", who, want, config_type_name(type));
+      pr_errf(err, errlen, "%s: expected %s, got %s", who, want, config_type_name(type));
       goto done;
     }
     int r = 0;
@@ -328,16 +318,16 @@ int pr_settings_load(const pr_setting *table, size_t n, void *cfg, int argc, cha
       flags[nflags++] = (flag_value){c - OPT_ROW, optarg};
     } else if (c == ':') {
       const char *name = optopt >= OPT_ROW ? table[optopt - OPT_ROW].name : "config";
-      fail_msg(err, errlen, "--%s: missing value", name);
+      pr_errf(err, errlen, "--%s: missing value", name);
       goto fail;
     } else if (optopt == OPT_HELP || optopt == OPT_VERSION) {
-      fail_msg(err, errlen, "--%s: takes no value", optopt == OPT_HELP ? "help" : "version");
+      pr_errf(err, errlen, "--%s: takes no value", optopt == OPT_HELP ? "help" : "version");
       goto fail;
     } else if (optopt > 0 && optopt < OPT_ROW) {
-      fail_msg(err, errlen, "unknown option '-%c' (see --help)", optopt);
+      pr_errf(err, errlen, "unknown option '-%c' (see --help)", optopt);
       goto fail;
     } else {
-      fail_msg(err, errlen, "unknown option '%s' (see --help)", bad);
+      pr_errf(err, errlen, "unknown option '%s' (see --help)", bad);
       goto fail;
     }
   }

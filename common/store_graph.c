@@ -156,6 +156,24 @@ static int group_is_small(const pr_store *st, const pr_pipe_res *members) {
   return members->n <= pr_store_get_opts(st)->small_group_max;
 }
 
+/* Pipelines SRANDMEMBER gm:<g> (small_group_max + 1) for each group: a group
+ * answering more than small_group_max members is large, and a large group
+ * never costs its full size. Returns 0 (done will be called) or an error. */
+static int probe_groups(pr_store *st, const char *const *groups, size_t n, pr_pipe_done done,
+                        void *ctx) {
+  char cnt[24];
+  group_probe_count(st, cnt, sizeof(cnt));
+  pr_pipe *p = pr_pipe_new(pr_store_redis(st), done, ctx);
+  int rc = 0;
+  for (size_t g = 0; g < n && !rc; g++) {
+    char key[PR_KEY_MAX];
+    key_printf(key, sizeof(key), "gm:", groups[g]);
+    const char *argv[] = {"SRANDMEMBER", key, cnt};
+    rc = pr_pipe_cmd(p, 3, argv);
+  }
+  return pr_pipe_seal(p, rc);
+}
+
 /* ---- writes: one MULTI each ---------------------------------------------- */
 
 typedef struct {
@@ -325,17 +343,7 @@ static void watchers_round1(pr_pipe *p, int err, void *ctx) {
     }
   }
   if (op->ngroups == 0) return watchers_finish(op, NULL, 0);
-  char cnt[24];
-  group_probe_count(op->st, cnt, sizeof(cnt));
-  pr_pipe *p2 = pr_pipe_new(pr_store_redis(op->st), watchers_round2, op);
-  int rc = 0;
-  for (size_t g = 0; g < op->ngroups && !rc; g++) {
-    char key[PR_KEY_MAX];
-    key_printf(key, sizeof(key), "gm:", op->groups[g]);
-    const char *argv[] = {"SRANDMEMBER", key, cnt};
-    rc = pr_pipe_cmd(p2, 3, argv);
-  }
-  rc = pr_pipe_seal(p2, rc);
+  int rc = probe_groups(op->st, (const char *const *)op->groups, op->ngroups, watchers_round2, op);
   if (rc) watchers_finish(op, NULL, rc);
 }
 
@@ -492,17 +500,7 @@ static void filter_round1(pr_pipe *p, int err, void *ctx) {
   }
   const pr_pipe_res *groups = pr_pipe_result(p, 0);
   if (pending == 0 || groups->n == 0) return filter_finish(op, NULL, 0);
-  char cnt[24];
-  group_probe_count(op->st, cnt, sizeof(cnt));
-  pr_pipe *p2 = pr_pipe_new(pr_store_redis(op->st), filter_round2, op);
-  int rc = 0;
-  for (size_t g = 0; g < groups->n && !rc; g++) {
-    char key[PR_KEY_MAX];
-    key_printf(key, sizeof(key), "gm:", groups->v[g]);
-    const char *argv[] = {"SRANDMEMBER", key, cnt};
-    rc = pr_pipe_cmd(p2, 3, argv);
-  }
-  rc = pr_pipe_seal(p2, rc);
+  int rc = probe_groups(op->st, (const char *const *)groups->v, groups->n, filter_round2, op);
   if (rc) filter_finish(op, NULL, rc);
 }
 

@@ -18,18 +18,7 @@
 static void refuse(recv_app *app, pr_http_req *req, int reason, int status, const char *headers,
                    const char *code, const char *message) {
   pr_counter_inc(app->m.refused[reason]);
-  if (!headers) {
-    pr_service_error(req, status, code, message);
-    return;
-  }
-  pr_buf b = PR_BUF_INIT;
-  pr_buf_puts(&b, "{\"error\":");
-  pr_json_str(&b, code, strlen(code));
-  pr_buf_puts(&b, ",\"message\":");
-  pr_json_str(&b, message, strlen(message));
-  pr_buf_putc(&b, '}');
-  pr_http_respond(req, status, "application/json", headers, b.data, b.len);
-  pr_buf_free(&b);
+  pr_service_error_with(req, status, code, message, headers);
 }
 
 /* 1 if a comma-separated header value contains `token` (case-insensitive). */
