@@ -45,6 +45,9 @@ char *pr_strdup(const char *s);
 char *pr_strndup(const char *s, size_t n);
 void pr_free(void *p);
 
+/* FNV-1a, 64 bits, of p[0..n): the one string hash of hash tables and tags. */
+uint64_t pr_hash64(const void *p, size_t n);
+
 /* Milliseconds from CLOCK_MONOTONIC (timeouts) and CLOCK_REALTIME (log lines). */
 uint64_t pr_now_mono_ms(void);
 uint64_t pr_now_wall_ms(void);

@@ -1,4 +1,5 @@
-/* base_alloc.c: the one allocator wrapper; out of memory aborts here. */
+/* base_alloc.c: the one allocator wrapper (out of memory aborts here), the
+ * clocks and the string hash. */
 #include "base.h"
 
 #include <stdio.h>
@@ -48,3 +49,11 @@ static uint64_t clock_ms(clockid_t id) {
 
 uint64_t pr_now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 uint64_t pr_now_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+uint64_t pr_hash64(const void *p, size_t n) {
+  const unsigned char *s = p;
+  uint64_t h = 14695981039346656037ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ s[i]) * 1099511628211ull;
+  return h;
+}

@@ -21,12 +21,7 @@ typedef struct {
   size_t cap, n;
 } strmap;
 
-static uint64_t str_hash(const char *s) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
-}
+static uint64_t str_hash(const char *s) { return pr_hash64(s, strlen(s)); }
 
 static void strmap_init(strmap *m, size_t expect) {
   m->cap = 16;

@@ -7,14 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static uint64_t hash(const char *s, size_t len) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < len; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+static uint64_t hash(const char *s, size_t len) { return pr_hash64(s, len); }
 
 void fo_strmap_init(fo_strmap *m) { memset(m, 0, sizeof(*m)); }
 

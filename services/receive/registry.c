@@ -27,10 +27,8 @@ struct recv_registry {
 /* ---- hash table ------------------------------------------------------- */
 
 static uint32_t hash_of(const char *s, size_t len) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < len; i++)
-    h = (h ^ (uint8_t)s[i]) * 16777619u;
-  return h;
+  uint64_t h = pr_hash64(s, len);
+  return (uint32_t)(h ^ (h >> 32));
 }
 
 static void table_grow(recv_registry *reg) {

@@ -31,9 +31,7 @@ void recv_versions_free(recv_versions *v) {
 }
 
 uint64_t recv_versions_key(const char *user, size_t len) {
-  uint64_t h = 14695981039346656037ull;
-  for (size_t i = 0; i < len; i++)
-    h = (h ^ (uint8_t)user[i]) * 1099511628211ull;
+  uint64_t h = pr_hash64(user, len);
   return h ? h : 1;
 }
 

@@ -281,14 +281,6 @@ static void query_free(query_call *q) {
   pr_free(q);
 }
 
-/* FNV-1a 64 of the body: the representation's tag. */
-static uint64_t fnv1a(const char *p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-  return h;
-}
-
 static bool etag_matches(const char *if_none_match, const char *etag) {
   if (!if_none_match) return false;
   if (strcmp(if_none_match, "*") == 0) return true;
@@ -317,7 +309,7 @@ static void on_read(const pr_presence *users, size_t n, int err, void *arg) {
   pr_json_presence_body(&body, e, q->n);
   pr_free(e);
   char etag[40], headers[96];
-  snprintf(etag, sizeof etag, "\"%016llx\"", (unsigned long long)fnv1a(body.data, body.len));
+  snprintf(etag, sizeof etag, "\"%016llx\"", (unsigned long long)pr_hash64(body.data, body.len));
   snprintf(headers, sizeof headers, "ETag: %s\r\nCache-Control: no-cache\r\n", etag);
   pr_counter_inc(q->ctx->queries);
   if (etag_matches(pr_http_req_header(q->req, "If-None-Match"), etag)) {
