@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config clang-format
       libuv1-dev libhttp-parser-dev libnng-dev libhiredis-dev libmsgpack-dev libconfig-dev
       libjansson-dev libjwt-dev libssl-dev libcriterion-dev
-      redis-server redis-tools chromium wrk gnuplot-nox clang libclang-rt-14-dev)
+      redis-server redis-tools chromium fonts-liberation wrk gnuplot-nox clang libclang-rt-14-dev)
 
 # Node.js: machines may carry their own build (with npm inside); Debian's
 # nodejs and npm packages only when there is none.
