@@ -1,5 +1,6 @@
-/* http_internal.h: the structures shared by the http_*.c files (server,
- * request/response, router). Not part of the public API: include http.h.
+/* http_internal.h: the structures and functions shared by the http_*.c files
+ * (server, read, write, request/response, router). Not part of the public
+ * API: include http.h.
  *
  * Ownership: a conn belongs to its server and is freed in its tcp close
  * callback (or by pr_http_detach); a req belongs to its conn while it is
@@ -132,8 +133,38 @@ struct pr_http_server {
  * in the write callback). */
 #define HTTP_WOFF sizeof(uv_write_t)
 
+/* 1 if c holds bytes read and not yet parsed. */
+static inline int http_has_unparsed(const conn *c) {
+  return c->busy && c->busy->in_off < c->busy->in_len;
+}
+
 /* http_server.c */
 void http_conn_close(conn *c);
+/* Appends c to `list`; a timed list gets deadline now + timeout_ms. */
+void http_list_move(conn *c, int list, uint64_t timeout_ms);
+/* c's busy part, made on first use. */
+http_busy *http_busy_get(conn *c);
+/* Graceful end once every answer is handed to libuv: shutdown, linger, close. */
+void http_conn_end(conn *c);
+/* Refuses the request being read with `status`; the connection then ends. */
+void http_conn_fail(conn *c, int status);
+/* Decides what c does next once answers may have been written. */
+void http_conn_settle(conn *c);
+/* Gives away c's socket and unparsed bytes and frees c (see pr_http_detach). */
+int http_conn_detach(conn *c, pr_http_req *req, uv_tcp_t **tcp, char **leftover,
+                     size_t *leftover_len); /* req: unlinked from the server already */
+
+/* http_read.c */
+/* Reads unless closed, at EOF, or holding too many unparsed bytes. */
+void http_conn_update_reading(conn *c);
+/* Resumes c from the loop if it holds something it may go on with. */
+void http_conn_kick(conn *c);
+
+/* http_write.c */
+/* Gives b's output buffer back (to the server's spares or the allocator). */
+void http_out_release(pr_http_server *s, http_busy *b);
+/* Appends r to b's queue of requests in flight. */
+void http_queue_push(http_busy *b, pr_http_req *r);
 /* The date line for this second ("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"). */
 const char *http_date_line(pr_http_server *srv, size_t *len);
 /* Queues an answer written by the server itself (an error, 100 Continue)
@@ -146,19 +177,16 @@ void http_conn_queue_raw(conn *c, const char *data, size_t len);
  * belongs to the conn. closes: the answer ends the connection. */
 char *http_conn_answer_buf(conn *c, pr_http_req *req, size_t cap);
 void http_conn_answered(conn *c, pr_http_req *req, size_t len, int closes);
-/* Gives away c's socket and unparsed bytes and frees c (see pr_http_detach). */
-int http_conn_detach(conn *c, pr_http_req *req, uv_tcp_t **tcp, char **leftover,
-                     size_t *leftover_len); /* req: unlinked from the server already */
 /* 1 if no request may follow req's answer on c (its answer says close). */
 int http_conn_answer_closes(conn *c, const pr_http_req *req);
+
+/* http_req.c */
 /* The room a response needs in front of its body, at most. */
 size_t http_head_size(const char *ctype, size_t elen);
 /* Writes the status line and headers of a response into out (room from
  * http_head_size) and counts it in the stats; returns the bytes written. */
 size_t http_format_head(pr_http_server *srv, char *out, int status, const char *ctype,
                         const char *extra, size_t elen, size_t len, int keep_alive, int http10);
-
-/* http_req.c */
 pr_http_req *http_req_new(void);
 void http_req_free(pr_http_req *req);
 /* Frees what a req keeps for its handler (strings, headers, body). */
