@@ -446,16 +446,25 @@ describe('presence-receive limits and drain', () => {
     const id = svc.args[svc.args.indexOf('--instance-id') + 1];
     const a = await stack.ws('dr-a', 'd1');
     const b = await stack.ws('dr-b', 'd2');
+    const c = await stack.ws('dr-c', 'd3');
     await a.next((m) => m.type === 'snapshot');
     await b.next((m) => m.type === 'snapshot');
+    await c.next((m) => m.type === 'snapshot');
+    // dr-c also heartbeats over HTTP (another device): the drain must not take dr-c offline
+    const k = stack.keys;
+    await evalScript(redis, 'heartbeat', [k.presence('dr-c'), k.deadlinesOf('dr-c'), k.eventsOf('dr-c'), k.hb('dr-c', 'phone')],
+                     ['dr-c', 'phone', '60000', '', '0', '0']);
     await waitFor(async () => (await redis.hget(stack.keys.presence('dr-b'), 'st')) === 'online', 3000);
     const t0 = Date.now();
     const stopped = svc.stop(); // SIGTERM (SIGKILL only if it hangs)
     assert.equal((await a.closed).code, 1012);
     assert.equal((await b.closed).code, 1012);
+    assert.equal((await c.closed).code, 1012);
     assert.equal(await stopped, 0);
     assert.ok(Date.now() - t0 < 10000);
     for (const u of ['dr-a', 'dr-b']) assert.equal(await redis.hget(stack.keys.presence(u), 'st'), 'offline', u);
+    assert.equal(await redis.hget(stack.keys.presence('dr-c'), 'st'), 'online', 'held by its HTTP device');
+    assert.equal(await redis.hget(stack.keys.presence('dr-c'), 'd:d3'), null, 'its WebSocket device is gone');
     assert.equal(await redis.exists(`inst:${id}`, `ic:${id}`), 0);
     assert.equal(await redis.sismember('insts', id), 0);
   });
