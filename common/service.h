@@ -18,6 +18,8 @@ typedef struct {
   pr_redis *redis;         /* /readyz needs it ready, and its stats go to /metrics */
   /* Extra readiness condition (e.g. "holds its lease"), or NULL. */
   int (*is_ready)(void *arg);
+  /* Optional words added to the /readyz body ("instance=recv-a"), or NULL. */
+  const char *(*ready_detail)(void *arg);
   void *ready_arg;
   int draining; /* set on SIGTERM: /readyz answers 503 */
 } pr_service_ops;

@@ -5,21 +5,24 @@
 #include "buf.h"
 #include "json_out.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void on_healthz(pr_http_req *req, void *arg) { pr_http_respond_text(req, 200, "ok\n"); }
 
 static void on_readyz(pr_http_req *req, void *arg) {
   pr_service_ops *ops = arg;
-  if (ops->draining) {
-    pr_http_respond_text(req, 503, "draining\n");
-  } else if (!ops->redis || !pr_redis_is_ready(ops->redis)) {
-    pr_http_respond_text(req, 503, "redis unavailable\n");
-  } else if (ops->is_ready && !ops->is_ready(ops->ready_arg)) {
-    pr_http_respond_text(req, 503, "not ready\n");
-  } else {
-    pr_http_respond_text(req, 200, "ready\n");
-  }
+  const char *state = "ready";
+  if (ops->draining)
+    state = "draining";
+  else if (!ops->redis || !pr_redis_is_ready(ops->redis))
+    state = "redis unavailable";
+  else if (ops->is_ready && !ops->is_ready(ops->ready_arg))
+    state = "not ready";
+  const char *detail = ops->ready_detail ? ops->ready_detail(ops->ready_arg) : NULL;
+  char text[256];
+  snprintf(text, sizeof text, "%s%s%s\n", state, detail ? " " : "", detail ? detail : "");
+  pr_http_respond_text(req, strcmp(state, "ready") == 0 ? 200 : 503, text);
 }
 
 static void metric_line(pr_buf *b, const char *name, const char *type, const char *help,

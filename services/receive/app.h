@@ -70,6 +70,7 @@ typedef struct recv_app {
    * the lease was lost `epoch` times (lease.c). Every write names the current
    * one; a device remembers the epoch it was registered under (registry.h). */
   char instance[PR_ID_MAX + 1];
+  char ready_text[PR_ID_MAX + 16]; /* /readyz detail, see routes.c */
   char instance_base[PR_ID_MAX + 1 - RECV_EPOCH_SUFFIX_MAX];
   uint32_t epoch;
   char *advertise; /* the nng address in the lease (pr_malloc'd) */
