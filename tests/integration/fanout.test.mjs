@@ -379,6 +379,31 @@ describe('delivery to receive instances', () => {
     }
   });
 
+  test('--batch-max bounds the deliveries of one batch', async (t) => {
+    if (!hasReceive()) return t.skip(NO_RECEIVE);
+    const stack = await startStack({
+      partitions: P, fanouts: 1, receives: 1,
+      fanoutArgs: ['--owner-lease-ms', LEASE_MS, '--batch-flush-ms', 300, '--batch-max', 2],
+    });
+    try {
+      const r = stack.redisClient();
+      await waitFor(async () => countOf(await owners(r), null) === 0, 4 * LEASE_MS, 25, 'owned');
+      const users = ['bm-a', 'bm-b', 'bm-c', 'bm-d', 'bm-e', 'bm-f'];
+      for (const u of users) assert.ok((await stack.adminApi().put(`/v1/users/${u}/contacts/bob`)).status < 300);
+      const bob = await stack.ws('bob', 'b');
+      await bob.waitFor((m) => m.type === 'snapshot');
+      // six changes well within one 300 ms window, all for bob on the one instance
+      await Promise.all(users.map((u) => stack.api(u).post('/v1/heartbeat', { device: 'd' })));
+      for (const u of users) await bob.waitFor((m) => m.type === 'presence' && m.user === u, 3000);
+      const count = await metric(stack, 'presence_fanout_batch_deliveries_count');
+      const upTo2 = await metric(stack, 'presence_fanout_batch_deliveries_bucket', '{le="2"}');
+      assert.ok(count >= 3, `six deliveries in batches of at most 2: ${count} batches`);
+      assert.equal(upTo2, count, 'every batch holds at most 2 deliveries');
+    } finally {
+      await stack.stop();
+    }
+  });
+
   test('a receive instance whose address cannot be dialled: its deliveries are dropped as reason="dial_failed"', async () => {
     const stack = await startStack({ partitions: P, fanouts: 1, fanoutArgs });
     try {
